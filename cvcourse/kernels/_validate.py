@@ -35,8 +35,10 @@ def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
     return pair
 
 
-def as_float_array(x, name: str, ndim: int) -> np.ndarray:
+def as_float_array(x, name: str, ndim: int, layout: str = "") -> np.ndarray:
     """Return ``x`` as a C-contiguous float32/float64 array of rank ``ndim``.
+
+    ``layout`` (e.g. ``"(N, C, H, W)"``) is shown in the error for a wrong rank.
 
     The compiled kernels are specialised for C-contiguous arrays only, so that each
     dtype compiles once; non-contiguous views are copied here.
@@ -49,11 +51,18 @@ def as_float_array(x, name: str, ndim: int) -> np.ndarray:
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got dtype {x.dtype}")
     if x.ndim != ndim:
-        layout = {4: " (N, C, H, W)", 1: ""}.get(ndim, "")
+        layout = f" {layout}" if layout else ""
         raise ValueError(f"{name} must be {ndim}-D{layout}, got shape {x.shape}")
     if 0 in x.shape:
         raise ValueError(f"{name} must not be empty, got shape {x.shape}")
     return np.ascontiguousarray(x)
+
+
+def as_flag(value, name: str) -> bool:
+    """``value`` if it is a bool (numpy's included); a ``TypeError`` naming ``name`` otherwise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def same_dtype(reference: np.ndarray, reference_name: str, **others: np.ndarray) -> None:

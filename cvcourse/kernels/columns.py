@@ -133,7 +133,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1) -> n
     Returns:
         ``(N, C, H, W)``.
     """
-    cols = as_float_array(cols, "cols", ndim=3)
+    cols = as_float_array(cols, "cols", ndim=3, layout="(N, C*kh*kw, L)")
     height, width = as_pair(output_size, "output_size", minimum=1)
     kernel, stride, padding, dilation, ho, wo = _window_args(
         (height, width), kernel_size, stride, padding, dilation, "the window"

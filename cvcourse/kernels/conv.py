@@ -22,7 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _conv_direct as direct
-from ._validate import as_float_array, as_pair, check_grad_shape, output_hw, same_dtype
+from ._validate import (
+    as_flag,
+    as_float_array,
+    as_pair,
+    check_grad_shape,
+    output_hw,
+    same_dtype,
+)
 from .columns import col2im_cropped, im2col_padded, pad_input
 
 ALGORITHMS = ("auto", "direct", "gemm")
@@ -134,8 +141,10 @@ def _resolve(algorithm: str, geom: ConvGeometry) -> str:
 
 
 def _check_conv_inputs(x, weight):
-    x = as_float_array(x, "x", ndim=4)
-    weight = as_float_array(weight, "weight", ndim=4)
+    x = as_float_array(x, "x", ndim=4, layout="(N, C, H, W)")
+    weight = as_float_array(
+        weight, "weight", ndim=4, layout="(out_channels, in_channels // groups, kH, kW)"
+    )
     same_dtype(x, "x", weight=weight)
     return x, weight
 
@@ -161,7 +170,7 @@ def conv2d(
     x, weight = _check_conv_inputs(x, weight)
     geom = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     if bias is not None:
-        bias = as_float_array(bias, "bias", ndim=1)
+        bias = as_float_array(bias, "bias", ndim=1, layout="(out_channels,)")
         same_dtype(x, "x", bias=bias)
         if bias.shape[0] != geom.out_channels:
             raise ValueError(
@@ -190,8 +199,9 @@ def conv2d_backward(
         and ``dx`` the adjoint: every ``dy`` element sends ``weight * dy`` back to the inputs its
         window read (for stride 1: ``dx = CC(pad(dy), rot180(weight))``).
     """
+    bias = as_flag(bias, "bias")
     x, weight = _check_conv_inputs(x, weight)
-    dy = as_float_array(dy, "dy", ndim=4)
+    dy = as_float_array(dy, "dy", ndim=4, layout="(N, out_channels, H_out, W_out)")
     same_dtype(x, "x", dy=dy)
     geom = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     check_grad_shape(dy, geom.output_shape, f"conv2d(x {x.shape}, weight {weight.shape})")
