@@ -97,6 +97,23 @@ def _accumulate_taps4(acc, xflat, offsets, w4, count):
     length = acc.shape[1]
     a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
     t = 0
+    while t + 4 <= count:
+        s0 = xflat[offsets[t] : offsets[t] + length]
+        s1 = xflat[offsets[t + 1] : offsets[t + 1] + length]
+        s2 = xflat[offsets[t + 2] : offsets[t + 2] + length]
+        s3 = xflat[offsets[t + 3] : offsets[t + 3] + length]
+        # 16 weights in scalars: loop-invariant, so they stay in registers.
+        w00, w01, w02, w03 = w4[0, t], w4[0, t + 1], w4[0, t + 2], w4[0, t + 3]
+        w10, w11, w12, w13 = w4[1, t], w4[1, t + 1], w4[1, t + 2], w4[1, t + 3]
+        w20, w21, w22, w23 = w4[2, t], w4[2, t + 1], w4[2, t + 2], w4[2, t + 3]
+        w30, w31, w32, w33 = w4[3, t], w4[3, t + 1], w4[3, t + 2], w4[3, t + 3]
+        for i in range(length):
+            p, q, r, z = s0[i], s1[i], s2[i], s3[i]
+            a0[i] += w00 * p + w01 * q + w02 * r + w03 * z
+            a1[i] += w10 * p + w11 * q + w12 * r + w13 * z
+            a2[i] += w20 * p + w21 * q + w22 * r + w23 * z
+            a3[i] += w30 * p + w31 * q + w32 * r + w33 * z
+        t += 4
     while t + 2 <= count:
         s0 = xflat[offsets[t] : offsets[t] + length]
         s1 = xflat[offsets[t + 1] : offsets[t + 1] + length]
@@ -149,7 +166,7 @@ def conv2d_forward(xpad, weight, bias, has_bias, ho, wo, dh, dw, groups):
         acc = np.zeros((4, length), dtype=xpad.dtype)
         if g1 - g0 == 4:
             _accumulate_taps4(acc, xgroup, offsets, wflat[g0:g1], taps)
-        else:
+        else:  # measured: one channel at a time beats a 4-block padded with zero weights
             for j in range(g1 - g0):
                 _accumulate_taps(acc[j], xgroup, offsets, wflat[g0 + j], taps)
         for j in range(g1 - g0):
@@ -164,15 +181,26 @@ def conv2d_forward(xpad, weight, bias, has_bias, ho, wo, dh, dw, groups):
 
 @njit(parallel=True, **_JIT)
 def pitched_grad(dy, wp):
-    """Lay ``dy (N, G, Ho, Wo)`` out with row pitch ``wp``, junk zero: ``(N, G, Lr)``."""
+    """Lay ``dy (N, G, Ho, Wo)`` out with row pitch ``wp``, junk zero: ``(N, G, Lr)``.
+
+    Also returns ``dbias[g] = sum_{n, oy, ox} dy[n, g, oy, ox]``, summed while ``dy`` is read
+    anyway (numpy's strided ``dy.sum(axis=(0, 2, 3))`` costs as much as the whole copy).
+    """
     n, g_out, ho, wo = dy.shape
     length = loop_length(ho, wo, wp)
     out = np.zeros((n, g_out, length), dtype=dy.dtype)
+    partial = np.empty((n, g_out), dtype=dy.dtype)
     for item in prange(n * g_out):
         b, g = item // g_out, item % g_out
+        total = dy.dtype.type(0)
         for r in range(ho):
-            out[b, g, r * wp : r * wp + wo] = dy[b, g, r]
-    return out
+            src = dy[b, g, r]
+            dst = out[b, g, r * wp : r * wp + wo]
+            for col in range(wo):
+                dst[col] = src[col]
+                total += src[col]
+        partial[b, g] = total
+    return out, partial.sum(axis=0)
 
 
 @njit(**_JIT)
@@ -182,11 +210,17 @@ def _tap_offset(t, kw, dh, dw, wp):
 
 
 @njit(**_JIT)
-def _dots_2x3(d0, d1, s0, s1, s2, out):
-    """Six dot products sharing their loads: ``out[j, k] += d_j . s_k`` (j < 2, k < 3)."""
-    t00 = t01 = t02 = t10 = t11 = t12 = d0.dtype.type(0)
+def _dots_4x3(d0, d1, d2, d3, s0, s1, s2, out):
+    """Twelve dot products sharing their loads: ``out[j, k] += d_j . s_k`` (j < 4, k < 3).
+
+    Seven loads feed twelve multiply-adds, and the twelve accumulators stay in registers.
+    Three taps per pass fit the common 3x3 and 5x5 kernels with little or no waste.
+    """
+    zero = d0.dtype.type(0)
+    t00 = t01 = t02 = t10 = t11 = t12 = zero
+    t20 = t21 = t22 = t30 = t31 = t32 = zero
     for i in range(d0.shape[0]):
-        a, b = d0[i], d1[i]
+        a, b, c, d = d0[i], d1[i], d2[i], d3[i]
         p, q, r = s0[i], s1[i], s2[i]
         t00 += a * p
         t01 += a * q
@@ -194,12 +228,24 @@ def _dots_2x3(d0, d1, s0, s1, s2, out):
         t10 += b * p
         t11 += b * q
         t12 += b * r
+        t20 += c * p
+        t21 += c * q
+        t22 += c * r
+        t30 += d * p
+        t31 += d * q
+        t32 += d * r
     out[0, 0] += t00
     out[0, 1] += t01
     out[0, 2] += t02
     out[1, 0] += t10
     out[1, 1] += t11
     out[1, 2] += t12
+    out[2, 0] += t20
+    out[2, 1] += t21
+    out[2, 2] += t22
+    out[3, 0] += t30
+    out[3, 1] += t31
+    out[3, 2] += t32
 
 
 @njit(parallel=True, **_JIT)
@@ -209,45 +255,47 @@ def conv2d_grad_weight(xpad, dyp, kh, kw, dh, dw, groups):
     ``dyp`` is the pitched upstream gradient from ``pitched_grad`` (junk columns zero, so
     they add nothing). Returns ``(G, C/groups, kh, kw)``, summed over the batch.
 
-    Work items are (pair of output channels, input channel); each pass computes the dot
-    products of two output channels with three taps at once (``_dots_2x3``), so every load
-    feeds three or two multiply-adds instead of one.
+    Work items are (block of four output channels of one group, input channel); each pass
+    computes four output channels against three taps (``_dots_4x3``). A block short of four
+    channels is completed with rows of zeros, and the last taps are repeated to fill a pass:
+    both go to spare rows/columns of the accumulator that are never read.
     """
     n, c, hp, wp = xpad.shape
     g_out, length = dyp.shape[1], dyp.shape[2]
     cin_g = c // groups
     gout_g = g_out // groups
-    pairs_per_group = (gout_g + 1) // 2
+    blocks_per_group = (gout_g + 3) // 4
     taps = kh * kw
     dweight = np.zeros((g_out, cin_g, taps), dtype=xpad.dtype)
     xall = xpad.reshape(n, c * hp * wp)
     zeros = np.zeros(length, dtype=xpad.dtype)
-    for item in prange(groups * pairs_per_group * cin_g):
-        pair, ci = item // cin_g, item % cin_g
-        grp = pair // pairs_per_group
-        g0 = grp * gout_g + (pair % pairs_per_group) * 2
-        has_second = g0 + 1 < (grp + 1) * gout_g
+    for item in prange(groups * blocks_per_group * cin_g):
+        block, ci = item // cin_g, item % cin_g
+        grp = block // blocks_per_group
+        g0 = grp * gout_g + (block % blocks_per_group) * 4
+        rows = min(4, (grp + 1) * gout_g - g0)
         plane = (grp * cin_g + ci) * hp * wp
-        out = np.zeros((2, taps + 2), dtype=xpad.dtype)
-        for b in range(n):
-            d0 = dyp[b, g0]
-            # A lone last channel pairs with zeros: its second row of results is discarded.
-            d1 = dyp[b, g0 + 1] if has_second else zeros
-            x = xall[b]
+        out = np.zeros((4, taps + 2), dtype=xpad.dtype)
+        for image in range(n):
+            d0 = dyp[image, g0]
+            d1 = dyp[image, g0 + 1] if rows > 1 else zeros
+            d2 = dyp[image, g0 + 2] if rows > 2 else zeros
+            d3 = dyp[image, g0 + 3] if rows > 3 else zeros
+            x = xall[image]
             for t0 in range(0, taps, 3):
-                # Past the last tap, repeat it: out has two spare columns to absorb the result.
-                a = plane + _tap_offset(min(t0, taps - 1), kw, dh, dw, wp)
-                b = plane + _tap_offset(min(t0 + 1, taps - 1), kw, dh, dw, wp)
-                c = plane + _tap_offset(min(t0 + 2, taps - 1), kw, dh, dw, wp)
-                _dots_2x3(
+                o0 = plane + _tap_offset(min(t0, taps - 1), kw, dh, dw, wp)
+                o1 = plane + _tap_offset(min(t0 + 1, taps - 1), kw, dh, dw, wp)
+                o2 = plane + _tap_offset(min(t0 + 2, taps - 1), kw, dh, dw, wp)
+                _dots_4x3(
                     d0,
                     d1,
-                    x[a : a + length],
-                    x[b : b + length],
-                    x[c : c + length],
+                    d2,
+                    d3,
+                    x[o0 : o0 + length],
+                    x[o1 : o1 + length],
+                    x[o2 : o2 + length],
                     out[:, t0 : t0 + 3],
                 )
-        dweight[g0, ci] = out[0, :taps]
-        if has_second:
-            dweight[g0 + 1, ci] = out[1, :taps]
+        for j in range(rows):
+            dweight[g0 + j, ci] = out[j, :taps]
     return dweight.reshape(g_out, cin_g, kh, kw)

@@ -205,12 +205,9 @@ def conv2d_backward(
     same_dtype(x, "x", dy=dy)
     geom = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     check_grad_shape(dy, geom.output_shape, f"conv2d(x {x.shape}, weight {weight.shape})")
-    if _resolve(algorithm, geom) == "direct":
-        dx, dweight = _backward_direct(dy, x, weight, geom)
-    else:
-        dx, dweight = _backward_gemm(dy, x, weight, geom)
-    dbias = dy.sum(axis=(0, 2, 3)) if bias else None
-    return dx, dweight, dbias
+    backward = _backward_direct if _resolve(algorithm, geom) == "direct" else _backward_gemm
+    dx, dweight, dbias = backward(dy, x, weight, geom)
+    return dx, dweight, dbias if bias else None
 
 
 # --- direct (stride 1) --------------------------------------------------------------------
@@ -258,9 +255,10 @@ def _crop(dy, amounts) -> np.ndarray:
 
 
 def _backward_direct(dy, x, weight, geom: ConvGeometry):
+    """``(dx, dweight, dbias)`` by the direct kernels (stride 1)."""
     out_hw = (geom.out_height, geom.out_width)
     xpad = _padded_for_direct(x, geom.padding, out_hw)
-    dyp = direct.pitched_grad(dy, xpad.shape[3])
+    dyp, dbias = direct.pitched_grad(dy, xpad.shape[3])
     dweight = direct.conv2d_grad_weight(xpad, dyp, *geom.kernel, *geom.dilation, geom.groups)
     # For stride 1 the input gradient is itself a stride-1 convolution: dy padded by
     # d*(k-1) - p on each side (cropped where that is negative) with the flipped, transposed
@@ -279,7 +277,7 @@ def _backward_direct(dy, x, weight, geom: ConvGeometry):
         *geom.dilation,
         geom.groups,
     )
-    return dx, dweight
+    return dx, dweight, dbias
 
 
 # --- im2col + GEMM --------------------------------------------------------------------------
@@ -319,6 +317,7 @@ def _forward_gemm(x, weight, bias, geom: ConvGeometry) -> np.ndarray:
 
 
 def _backward_gemm(dy, x, weight, geom: ConvGeometry):
+    """``(dx, dweight, dbias)`` by im2col + GEMM (any stride)."""
     cols = _columns(x, geom)
     dy3 = dy.reshape(geom.batch, geom.out_channels, geom.out_height * geom.out_width)
     wmat = weight.reshape(geom.out_channels, geom.taps)
@@ -340,4 +339,4 @@ def _backward_gemm(dy, x, weight, geom: ConvGeometry):
         geom.out_height,
         geom.out_width,
     )
-    return dx, dweight.reshape(weight.shape)
+    return dx, dweight.reshape(weight.shape), dy.sum(axis=(0, 2, 3))
