@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(PY) -m cvcourse.demo
+	@# The kernel benchmark summary (the full run, with cold-compile timings, is `make bench`).
+	$(PY) bench/bench_kernels.py --no-cold
 
 test: setup
 	$(PY) -m pytest

@@ -214,6 +214,9 @@ def _call_count(fn: Callable[[], object], timing: Timing) -> int:
     return min(max(calls, timing.min_calls), timing.max_calls)
 
 
+SWITCH_PAUSE_S = 0.02
+
+
 def _timed_calls(fn: Callable[[], object], calls: int) -> list[float]:
     samples = []
     for _ in range(calls):
@@ -254,6 +257,11 @@ def measure(candidates: dict[str, Callable[[], object]], timing: Timing) -> dict
         for r in range(timing.rounds):
             shift = r % len(names)
             for name in names[shift:] + names[:shift]:
+                # Two OpenMP runtimes share this process (torch's and numba's). After a call,
+                # one's idle threads spin for a while and take the cores the other needs;
+                # a pause before each block lets them fall asleep, so neither pays for the
+                # other. (OMP_WAIT_POLICY=PASSIVE would avoid it too, but slows both.)
+                time.sleep(SWITCH_PAUSE_S)
                 samples[name] += _timed_calls(candidates[name], calls[name])
     finally:
         if gc_enabled:
@@ -819,7 +827,8 @@ def print_header(env: dict, quick: bool, load: float) -> None:
     _print(f"cvcourse.kernels vs torch, float32, median time per call ({kind}).")
     _print(
         f"python {env['python']}, numpy {env['numpy']} ({env['numpy_blas']}), "
-        f"numba {env['numba']}, torch {env['torch']}, {env['cpus']} CPUs."
+        f"numba {env['numba']}, torch {env['torch']}, {env['cpus']} CPUs, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}."
     )
     _print(
         "ratio = cvcourse/torch (lower is better); conv impl '*' = the algorithm auto picks;\n"
