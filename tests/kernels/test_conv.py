@@ -20,6 +20,8 @@ from cvcourse.kernels import conv2d, conv2d_backward
 from cvcourse.kernels.conv import DIRECT_MIN_KERNEL_TAPS, DIRECT_MIN_PLANE
 from grader import reference
 
+from .strategies import as_pair, int_or_pair
+
 DTYPES = (np.float32, np.float64)
 
 # Every input below is drawn uniformly from [-1, 1], so each product summed into an output
@@ -44,15 +46,6 @@ MAX_IN_PER_GROUP = 3
 # Up to 6 output channels per group: the direct kernel works on blocks of 4 output channels
 # (and pairs for the weight gradient), so this reaches full blocks, remainders and both.
 MAX_OUT_PER_GROUP = 6
-
-
-def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
-def _int_or_pair(low: int, high: int):
-    one = st.integers(low, high)
-    return st.one_of(one, st.tuples(one, one))
 
 
 @dataclass
@@ -80,7 +73,7 @@ class ConvCase:
     @property
     def algorithms(self) -> tuple[str, ...]:
         """Every algorithm that accepts this case: direct needs stride 1."""
-        return ("gemm", "auto", "direct") if _pair(self.stride) == (1, 1) else ("gemm", "auto")
+        return ("gemm", "auto", "direct") if as_pair(self.stride) == (1, 1) else ("gemm", "auto")
 
     def __repr__(self) -> str:
         bias = None if self.bias is None else self.bias.shape
@@ -108,10 +101,10 @@ def conv_cases(draw, dtypes=DTYPES) -> ConvCase:
     out_channels = groups * draw(st.integers(1, MAX_OUT_PER_GROUP))
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     # Stride 1 half the time or so, so that the direct algorithm runs often.
-    stride = draw(st.one_of(st.just(1), _int_or_pair(1, 3)))
-    padding = draw(_int_or_pair(0, 3))
-    dilation = draw(_int_or_pair(1, 3))
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    stride = draw(st.one_of(st.just(1), int_or_pair(1, 3)))
+    padding = draw(int_or_pair(0, 3))
+    dilation = draw(int_or_pair(1, 3))
+    (sh, sw), (ph, pw), (dh, dw) = as_pair(stride), as_pair(padding), as_pair(dilation)
     # The smallest input the dilated kernel fits once padded, plus a few rows and columns
     # (drawn separately for H and W, so inputs are mostly non-square).
     height = max(1, dh * (kh - 1) + 1 - 2 * ph) + draw(st.integers(0, 12))

@@ -14,17 +14,10 @@ from hypothesis import strategies as st
 
 from cvcourse.kernels import col2im, conv2d, im2col
 
+from .strategies import as_pair, int_or_pair
+
 DTYPES = (np.float32, np.float64)
 EPS = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
-
-
-def _pair(value) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
-def _int_or_pair(low: int, high: int):
-    one = st.integers(low, high)
-    return st.one_of(one, st.tuples(one, one))
 
 
 @dataclass
@@ -64,12 +57,12 @@ class WindowCase:
 def window_cases(draw, dtypes=DTYPES) -> WindowCase:
     dtype = draw(st.sampled_from(dtypes))
     batch, channels = draw(st.integers(1, 3)), draw(st.integers(1, 4))
-    kernel_size = draw(_int_or_pair(1, 5))
-    stride = draw(_int_or_pair(1, 3))
-    padding = draw(_int_or_pair(0, 3))
-    dilation = draw(_int_or_pair(1, 3))
-    (kh, kw), (sh, sw) = _pair(kernel_size), _pair(stride)
-    (ph, pw), (dh, dw) = _pair(padding), _pair(dilation)
+    kernel_size = draw(int_or_pair(1, 5))
+    stride = draw(int_or_pair(1, 3))
+    padding = draw(int_or_pair(0, 3))
+    dilation = draw(int_or_pair(1, 3))
+    (kh, kw), (sh, sw) = as_pair(kernel_size), as_pair(stride)
+    (ph, pw), (dh, dw) = as_pair(padding), as_pair(dilation)
     # The smallest input the dilated window fits once padded, plus a few rows and columns.
     height = max(1, dh * (kh - 1) + 1 - 2 * ph) + draw(st.integers(0, 10))
     width = max(1, dw * (kw - 1) + 1 - 2 * pw) + draw(st.integers(0, 10))
@@ -111,7 +104,7 @@ def test_col2im_equals_torch_fold(case):
     assert x.dtype == case.cols.dtype
     # Each pixel sums at most kh*kw column entries of magnitude <= 1, possibly in another
     # order than torch: allow a few eps per summed term.
-    kh, kw = _pair(case.kernel_size)
+    kh, kw = as_pair(case.kernel_size)
     np.testing.assert_allclose(x, expected.numpy(), rtol=0, atol=4 * kh * kw * EPS[case.dtype])
     np.testing.assert_array_equal(case.cols, cols_before, err_msg="col2im modified cols")
 
@@ -129,12 +122,12 @@ def test_col2im_is_the_adjoint_of_im2col(case):
 @given(case=window_cases(), out_channels=st.integers(1, 4), data=st.data())
 def test_conv2d_equals_weight_matrix_times_im2col(case, out_channels, data):
     n, c, _, _ = case.x.shape
-    kh, kw = _pair(case.kernel_size)
+    kh, kw = as_pair(case.kernel_size)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     weight = rng.uniform(-1, 1, (out_channels, c, kh, kw)).astype(case.dtype)
     cols = im2col(case.x, case.kernel_size, **case.kwargs)
     expected = weight.reshape(out_channels, -1) @ cols  # (N, G, Ho*Wo)
-    algorithms = ("gemm", "auto") + (("direct",) if _pair(case.stride) == (1, 1) else ())
+    algorithms = ("gemm", "auto") + (("direct",) if as_pair(case.stride) == (1, 1) else ())
     for algorithm in algorithms:
         y = conv2d(case.x, weight, **case.kwargs, groups=1, algorithm=algorithm)
         # Same products, possibly summed in another order: a few eps per summed term.
