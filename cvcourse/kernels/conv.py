@@ -90,7 +90,7 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> ConvGe
     if cin_g * groups != c:
         raise ValueError(
             f"weight {w_shape} expects {cin_g * groups} input channels "
-            f"({cin_g} per group x {groups} groups) but x {x_shape} has {c}"
+            f"(groups={groups} x {cin_g} per group) but x {x_shape} has {c}"
         )
     ho, wo = output_hw(x_shape, (kh, kw), stride, padding, dilation, f"weight {w_shape}")
     return ConvGeometry(n, c, h, w, g_out, (kh, kw), stride, padding, dilation, int(groups), ho, wo)

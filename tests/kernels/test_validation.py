@@ -80,7 +80,7 @@ SHARED_CASES = [
     pytest.param(
         dict(weight=RNG.standard_normal((3, 2, 3, 2)), groups=3),
         ValueError,
-        msg("weight (3, 2, 3, 2) expects 6 input channels", "3 groups", "x (2, 3, 8, 7) has 3"),
+        msg("weight (3, 2, 3, 2) expects 6 input channels", "groups=3", "x (2, 3, 8, 7) has 3"),
         id="channel-mismatch-grouped",
     ),
     pytest.param(
