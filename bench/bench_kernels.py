@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 import cvcourse.kernels as K
+from cvcourse.fileio import atomic_path
 from cvcourse.kernels.conv import choose_algorithm, conv_geometry
 from cvcourse.kernels.threads import cpu_count
 
@@ -776,17 +777,9 @@ def environment() -> dict:
 
 
 def write_json(path: Path, document: dict) -> None:
-    """Write ``document`` to ``path`` atomically (a temporary file, then os.replace)."""
-    path = path.resolve()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(document, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``document`` to ``path`` atomically (``cvcourse.fileio.atomic_path``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=2))
 
 
 def _thread_list(text: str) -> list[int]:
