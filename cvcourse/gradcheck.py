@@ -442,6 +442,20 @@ class TensorCheck:
         return out
 
 
+# The report's columns, in the text table and the HTML table alike (one row per tensor).
+_REPORT_COLUMNS = (
+    "tensor",
+    "shape",
+    "checked",
+    "max rel err",
+    "max abs err",
+    "worst at",
+    "analytic",
+    "numerical",
+    "status",
+)
+
+
 @dataclass(frozen=True, eq=False)
 class GradCheckReport:
     """What :func:`check_gradients` found: one :class:`TensorCheck` per input and parameter.
@@ -530,17 +544,7 @@ class GradCheckReport:
         return lines + list(self.notes)
 
     def __repr__(self) -> str:
-        header = [
-            "tensor",
-            "shape",
-            "checked",
-            "max rel err",
-            "max abs err",
-            "worst at",
-            "analytic",
-            "numerical",
-            "status",
-        ]
+        header = list(_REPORT_COLUMNS)
         rows = [header, *self._rows()]
         widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
         lines = [self._headline()]
@@ -554,18 +558,7 @@ class GradCheckReport:
         esc = html.escape
         colour = "#155724" if self.passed else "#721c24"
         head = "".join(
-            f"<th style='text-align:left;padding:2px 8px'>{esc(h)}</th>"
-            for h in (
-                "tensor",
-                "shape",
-                "checked",
-                "max rel err",
-                "max abs err",
-                "worst at",
-                "analytic",
-                "numerical",
-                "status",
-            )
+            f"<th style='text-align:left;padding:2px 8px'>{esc(h)}</th>" for h in _REPORT_COLUMNS
         )
         body = []
         for t, row in zip(self.tensors, self._rows(), strict=True):
