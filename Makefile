@@ -31,6 +31,8 @@ demo: setup
 	$(PY) bench/bench_kernels.py --no-cold
 
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 	@echo "--- kernel tests again with NUMBA_BOUNDSCHECK=1 (any out-of-bounds access raises) ---"
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(BOUNDSCHECK_CACHE) CVCOURSE_HYPOTHESIS_PROFILE=boundscheck \
