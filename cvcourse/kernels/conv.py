@@ -4,10 +4,11 @@ Two algorithms, chosen per shape by :func:`choose_algorithm` from measurements
 (``bench/bench_kernels.py`` prints both):
 
 * ``"direct"``: stride-1 shifted multiply-adds over the padded row pitch
-  (``_conv_direct.py``). Wins when each output sums few taps (few input channels), where a
-  matrix product would be thin and memory-bound.
-* ``"gemm"``: im2col + a BLAS matrix product per image (``im2col.py``). Handles every stride
-  and wins for wide layers, where BLAS runs near the machine's peak.
+  (``_conv_direct.py``), register-blocked over output channels and taps. It won on every
+  stride-1 shape measured with kernels of 3 or more taps and planes of 128+ outputs, from
+  one input channel (where a matrix product would be thin and memory-bound) to 64.
+* ``"gemm"``: im2col + a BLAS matrix product per image (``columns.py``). Handles every
+  stride, and wins for 1x1 kernels and small planes.
 
 Both compute, with ``Ho = floor((H + 2*ph - dh*(kh - 1) - 1) / sh) + 1`` (same for ``Wo``):
 
