@@ -743,16 +743,25 @@ def _skipped(name: str, x: np.ndarray, dtype: str, why: str) -> TensorCheck:
 
 @dataclass
 class _Snapshot:
-    """Everything a check could change on a layer, to put back afterwards."""
+    """Everything a check could change on a layer, to put back afterwards.
 
-    attrs: dict | None
+    ``objects`` holds the attribute dicts of the layer and of every layer nested in it (the
+    children of a ``Sequential``): the check swaps float32 parameters for float64 copies on
+    whichever object owns them.
+    """
+
+    objects: list[tuple[object, dict]]
     dicts: list[tuple[dict, dict]]
     lists: list[tuple[list, list]]
     arrays: list[tuple[np.ndarray, np.ndarray]]
 
 
+def _is_layer(value) -> bool:
+    return hasattr(value, "__dict__") and callable(getattr(value, "forward", None))
+
+
 def _snapshot(layer) -> _Snapshot:
-    snap = _Snapshot(dict(vars(layer)) if hasattr(layer, "__dict__") else None, [], [], [])
+    snap = _Snapshot([], [], [], [])
     seen: set[int] = set()
 
     def visit(value) -> None:
@@ -765,16 +774,21 @@ def _snapshot(layer) -> _Snapshot:
             snap.dicts.append((value, dict(value)))
             for v in list(value.values()):
                 visit(v)
-        elif isinstance(value, list):
-            snap.lists.append((value, list(value)))
+        elif isinstance(value, (list, tuple)):
+            if isinstance(value, list):
+                snap.lists.append((value, list(value)))
             for v in value:
                 visit(v)
+        elif _is_layer(value) or value is layer:
+            attrs = vars(value) if hasattr(value, "__dict__") else {}
+            snap.objects.append((value, dict(attrs)))
+            for v in list(attrs.values()):
+                visit(v)
+            # params/grads may be properties (views over children) rather than attributes.
+            for name in ("params", "grads"):
+                visit(getattr(value, name, None))
 
-    for value in (snap.attrs or {}).values():
-        visit(value)
-    # params/grads may be properties rather than attributes.
-    for name in ("params", "grads"):
-        visit(getattr(layer, name, None))
+    visit(layer)
     return snap
 
 
@@ -789,10 +803,11 @@ def _restore(layer, snap: _Snapshot) -> None:
         # in place, and the perturbed float64 parameters are restored bitwise this way.
         if arr.flags.writeable and arr.shape == saved.shape:
             np.copyto(arr, saved)
-    if snap.attrs is not None:
-        attrs = vars(layer)
-        attrs.clear()
-        attrs.update(snap.attrs)
+    for obj, saved in snap.objects:
+        if hasattr(obj, "__dict__"):
+            attrs = vars(obj)
+            attrs.clear()
+            attrs.update(saved)
 
 
 # ------------------------------------------------------------------------ check_gradients
