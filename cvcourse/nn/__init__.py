@@ -9,6 +9,8 @@ Layers:      Linear, Conv2d, MaxPool2d, AvgPool2d, ReLU, Sigmoid, Flatten, Dropo
 Losses:      MSELoss, CrossEntropyLoss (and the stable softmax / log_softmax functions)
 Init:        cvcourse.nn.init (kaiming_*/xavier_*, torch's fans; layers default to torch's init)
 State:       state_dict, load_state_dict, save, load (np.savez files, written atomically)
+Training:    SGD, Adam (torch.optim's formulas), fit / evaluate with progress bars, History,
+             plot_history
 """
 
 from . import init
@@ -17,9 +19,11 @@ from .base import Layer
 from .dropout import Dropout
 from .layers import Conv2d, Flatten, Linear
 from .losses import CrossEntropyLoss, Loss, MSELoss, log_softmax, softmax
+from .optim import SGD, Adam, Optimizer
 from .pooling import AvgPool2d, MaxPool2d
 from .sequential import Sequential
 from .state import load, load_state_dict, read_state, save, state_dict
+from .training import Evaluation, History, evaluate, fit, plot_history
 
 __all__ = [
     # layers
@@ -46,10 +50,13 @@ __all__ = [
     "read_state",
     "save",
     "state_dict",
+    # optimizers and training
+    "Adam",
+    "Optimizer",
+    "SGD",
+    "Evaluation",
+    "History",
+    "evaluate",
+    "fit",
+    "plot_history",
 ]
-
-# --- optimizers and training (cvcourse/nn/optim.py, cvcourse/nn/training.py) ---------------
-# Their exports go here, with their names appended to __all__, e.g.
-#     from .optim import SGD, Adam
-#     from .training import fit
-#     __all__ += ["SGD", "Adam", "fit"]
