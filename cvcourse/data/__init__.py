@@ -1,17 +1,45 @@
-"""Data for the course notebooks, available offline.
+"""Data for the course notebooks: offline sets, loaders of the standard sets, batching.
 
-Sample images (``cvcourse.data.samples``; see its docstring for each image and the
-conventions):
+Available offline, no network and no files needed:
 
-    sample_image(name="grace_hopper", gray=False)   float32 image in [0, 1], channels last
-    sample_image_names()                            the names sample_image accepts
-    rgb_to_gray(image)                              ITU-R BT.601 luma, 0.299 R + 0.587 G + 0.114 B
-    to_nchw(image), from_nchw(batch)                (H, W[, C]) <-> (1, C, H, W) for conv2d
+    load_digits(split="train")        scikit-learn's 8x8 handwritten digits, (N, 1, 8, 8)
+    load_shapes(n, size=28, ...)      drawn crosses, noughts, pluses, squares, triangles
+    sample_image(name="grace_hopper") photos shipped with matplotlib (``samples``)
 
-Importing this package costs only numpy: the file readers (Pillow, matplotlib, gzip) are
-imported when an image is loaded. Loaders added here must keep it that way.
+The standard sets, from a local folder (or ``download=True``, into ``data_home()``):
+
+    load_mnist(root, split)           MNIST, IDX files, (N, 1, 28, 28)
+    load_fashion_mnist(root, split)   Fashion-MNIST, IDX files, (N, 1, 28, 28)
+    load_cifar10(root, split)         CIFAR-10, python batches or the tar.gz, (N, 3, 32, 32)
+
+Every loader returns :class:`LabelledImages` ``(images, labels)``: NCHW float32 images in
+``[0, 1]`` and int64 labels, so ``x, y = load_digits("train")``. The class names are
+``DIGIT_CLASSES``, ``SHAPE_CLASSES`` (or the ``classes`` you pass), ``MNIST_CLASSES``,
+``FASHION_MNIST_CLASSES``, ``CIFAR10_CLASSES``.
+
+Training helpers:
+
+    DataLoader(x, y, batch_size, shuffle=True, seed=0, drop_last=False)
+    train_val_split(x, y, val_fraction=0.2, stratify=True, seed=0)
+    normalize(x, mean=None, std=None) -> (x, mean, std);  one_hot(labels, num_classes)
+    horizontal_flip, random_horizontal_flip, random_crop, gaussian_noise  (augment)
+
+Image helpers (``samples``): ``sample_image_names``, ``rgb_to_gray``, ``to_nchw``,
+``from_nchw``. Files: ``read_idx``, ``download``, ``data_home``.
+
+Importing this package costs only numpy: file readers (gzip, tarfile, pickle, urllib,
+Pillow, matplotlib, tqdm) are imported when they are used, scikit-learn never (its digits
+file is read directly). Loaders added here must keep it that way.
 """
 
+from .augment import gaussian_noise, horizontal_flip, random_crop, random_horizontal_flip
+from .cifar import CIFAR10_CLASSES, load_cifar10
+from .digits import DIGIT_CLASSES, load_digits
+from .download import DownloadError, RemoteFile, data_home, download
+from .idx import read_idx
+from .labelled import LabelledImages
+from .loader import DataLoader
+from .mnist import FASHION_MNIST_CLASSES, MNIST_CLASSES, load_fashion_mnist, load_mnist
 from .samples import (
     LUMA_WEIGHTS,
     from_nchw,
@@ -20,12 +48,40 @@ from .samples import (
     sample_image_names,
     to_nchw,
 )
+from .shapes import SHAPE_CLASSES, load_shapes
+from .splits import split_indices, train_val_split
+from .transforms import normalize, one_hot
 
 __all__ = [
+    "CIFAR10_CLASSES",
+    "DIGIT_CLASSES",
+    "FASHION_MNIST_CLASSES",
     "LUMA_WEIGHTS",
+    "MNIST_CLASSES",
+    "SHAPE_CLASSES",
+    "DataLoader",
+    "DownloadError",
+    "LabelledImages",
+    "RemoteFile",
+    "data_home",
+    "download",
     "from_nchw",
+    "gaussian_noise",
+    "horizontal_flip",
+    "load_cifar10",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_mnist",
+    "load_shapes",
+    "normalize",
+    "one_hot",
+    "random_crop",
+    "random_horizontal_flip",
+    "read_idx",
     "rgb_to_gray",
     "sample_image",
     "sample_image_names",
+    "split_indices",
     "to_nchw",
+    "train_val_split",
 ]
