@@ -15,8 +15,9 @@ def test_demo_runs_end_to_end_and_saves_the_filter_grid(tmp_path, capsys):
     assert demo.main(["--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "all gradient checks passed" in out
-    png = tmp_path / "filters.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("filters.png", "digits_training.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert "test accuracy" in out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp file left over"
 
 
@@ -48,7 +49,7 @@ def test_atomic_path_replaces_the_destination_only_on_success(tmp_path):
 def test_importing_cvcourse_does_not_import_torch():
     code = (
         "import sys, cvcourse, cvcourse.kernels, cvcourse.gradcheck, cvcourse.data, "
-        "cvcourse.filters, cvcourse.demo, cvcourse.fileio\n"
+        "cvcourse.filters, cvcourse.demo, cvcourse.fileio, cvcourse.nn, cvcourse.models\n"
         "print('torch' in sys.modules)"
     )
     result = subprocess.run(
