@@ -47,6 +47,10 @@ from cvcourse.fileio import atomic_path
 from cvcourse.kernels.conv import choose_algorithm, conv_geometry
 from cvcourse.kernels.threads import cpu_count
 
+# The sibling module, also when this file is imported by path (tests/test_bench_smoke.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import training_epoch  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DTYPE = np.float32
 SEED = 0
@@ -512,6 +516,8 @@ def run_table(workloads, threads: list[int], only: str | None, timing: Timing) -
     """Check, then time, every workload; print each row as soon as it is measured."""
     rng = np.random.default_rng(SEED)
     rows: list[Row] = []
+    if only == "train":
+        return rows
     _print(table_header())
     for wl in workloads:
         if only in (None, "conv"):
@@ -807,7 +813,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="N[,N...]",
         help="thread counts to measure (default: 1,2)",
     )
-    parser.add_argument("--only", choices=("conv", "pool"), help="measure only these kernels")
+    parser.add_argument(
+        "--only", choices=("conv", "pool", "train"), help="measure only these kernels / training"
+    )
     parser.add_argument(
         "--no-cold", action="store_true", help="skip the first-call timings in fresh processes"
     )
@@ -836,6 +844,19 @@ def print_header(env: dict, quick: bool, load: float) -> None:
     _print()
 
 
+def run_training_epoch(threads: list[int], timing: Timing) -> dict:
+    """One epoch of the showcase CNN, cvcourse vs torch (``training_epoch.py``)."""
+    difference = training_epoch.same_training()
+    rows = training_epoch.measure(threads, repeats=max(1, timing.rounds))
+    training_epoch.print_rows(rows, out=_print)
+    same = difference < 1e-3
+    _print(
+        f"same training: parameters after one epoch differ by {difference:.1e} (float32), "
+        + ("as expected" if same else "INCORRECT: the two sides do not train alike")
+    )
+    return {"rows": rows, "max_parameter_difference": difference, "same_training": same}
+
+
 def run(args: argparse.Namespace) -> dict:
     """Measure everything ``args`` asks for, printing as it goes; return the JSON document."""
     timing = QUICK if args.quick else FULL
@@ -848,6 +869,9 @@ def run(args: argparse.Namespace) -> dict:
     if args.only in (None, "conv"):
         anchor = student_anchor(workloads[0], timing)
         print_student(anchor)
+    training = None
+    if args.only in (None, "train"):
+        training = run_training_epoch(args.threads, timing)
     startup = None
     if not args.no_cold:
         startup = measure_first_calls()
@@ -863,6 +887,7 @@ def run(args: argparse.Namespace) -> dict:
         "threads": args.threads,
         "rows": [row.as_json() for row in rows],
         "student": anchor,
+        "training_epoch": training,
         "first_calls": startup,
         "summary": summary,
     }
@@ -873,7 +898,9 @@ def main(argv=None) -> int:
     document = run(args)
     if args.json is not None:
         write_json(args.json, document)
-    return 0 if document["summary"]["all_correct"] else 1
+    training = document["training_epoch"]
+    trained_alike = training is None or training["same_training"]
+    return 0 if document["summary"]["all_correct"] and trained_alike else 1
 
 
 if __name__ == "__main__":

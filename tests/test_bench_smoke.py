@@ -84,6 +84,7 @@ def test_prints_table_with_every_workload(quick_run):
         assert wl.quick().conv_name in proc.stdout
         assert wl.quick().pool_name in proc.stdout
     assert "What a student writes" in proc.stdout
+    assert "One training epoch" in proc.stdout
     assert "targets met" in proc.stdout
 
 
@@ -102,6 +103,10 @@ def test_json_has_every_row_with_positive_times(quick_run):
     for result in document["student"]["passes"].values():
         assert result["student_ms"] > 0 and result["student_correct"] is True
     assert document["first_calls"] is None  # --no-cold
+    training = document["training_epoch"]
+    assert training["same_training"] is True
+    assert [row["threads"] for row in training["rows"]] == [1]
+    assert all(row["cvcourse_s"] > 0 and row["torch_s"] > 0 for row in training["rows"])
     assert document["summary"]["targets"] > 0
 
 
