@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import as_array
+
 __all__ = [
     "LUMA_WEIGHTS",
     "from_nchw",
@@ -178,22 +180,6 @@ def rgb_to_gray(image) -> np.ndarray:
     return image.astype(dtype, copy=False) @ weights
 
 
-def _as_numpy(x, name: str) -> np.ndarray:
-    """``np.asarray`` that also takes a torch tensor (detached, moved to the CPU).
-
-    Duck-typed, so that torch is never imported here.
-    """
-    if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):
-        x = x.detach().cpu().numpy()
-    try:
-        array = np.asarray(x)
-    except Exception as exc:  # e.g. ragged nested lists
-        raise TypeError(f"{name} must be an array, got {type(x).__name__}") from exc
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    return array
-
-
 def to_nchw(image) -> np.ndarray:
     """Turn one channels-last image into a batch of one for a convolution.
 
@@ -207,7 +193,7 @@ def to_nchw(image) -> np.ndarray:
     image of height 1, 3 or 4 with more than 4 channels, use
     ``np.moveaxis(image, -1, 0)[None]``.) Raises ``TypeError`` for non-numeric input.
     """
-    image = _as_numpy(image, "image")
+    image = as_array(image, "image")
     if image.ndim not in (2, 3):
         raise ValueError(
             f"to_nchw expects an (H, W) or (H, W, C) image, got shape {image.shape}"
@@ -235,7 +221,7 @@ def from_nchw(batch, *, squeeze: bool = True) -> np.ndarray:
 
     Raises ``ValueError`` unless ``batch`` is 4-D with exactly one image and no empty axis.
     """
-    batch = _as_numpy(batch, "batch")
+    batch = as_array(batch, "batch")
     if batch.ndim != 4:
         raise ValueError(f"from_nchw expects a (1, C, H, W) batch, got shape {batch.shape}")
     if batch.shape[0] != 1:
