@@ -15,6 +15,11 @@ def _check_seed(seed) -> int:
     return seed
 
 
+def _check_num_classes(num_classes) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+
+
 def lenet_digits(num_classes: int = 10, *, seed: int = 0) -> nn.Sequential:
     """A LeNet-style CNN for ``(N, 1, 8, 8)`` digits (``cvcourse.data.load_digits``).
 
@@ -23,8 +28,7 @@ def lenet_digits(num_classes: int = 10, *, seed: int = 0) -> nn.Sequential:
     (logits, for ``CrossEntropyLoss``). 6,058 parameters with 10 classes.
     """
     seed = _check_seed(seed)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    _check_num_classes(num_classes)
     return nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1, seed=seed),
         nn.ReLU(),
@@ -48,8 +52,7 @@ def shapes_cnn(num_classes: int = 5, size: int = 28, *, seed: int = 0) -> nn.Seq
     seed = _check_seed(seed)
     if isinstance(size, bool) or not isinstance(size, int) or size < 4 or size % 4:
         raise ValueError(f"size must be a positive multiple of 4, got {size!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    _check_num_classes(num_classes)
     return nn.Sequential(
         nn.Conv2d(1, 8, 5, padding=2, seed=seed),
         nn.ReLU(),
