@@ -1,0 +1,161 @@
+"""The nbgrader course on disk: where things are, and nbgrader configured to grade it.
+
+A :class:`Course` is a folder with ``nbgrader_config.py`` (``course/`` in this repository):
+instructor notebooks in ``assignments/<assignment>/``, and nbgrader's generated folders
+``release/``, ``submitted/<student>/<assignment>/``, ``autograded/``, ``feedback/`` and
+``gradebook.db`` beside them. ``Course.api()`` returns nbgrader's own ``NbGraderAPI``,
+configured by the course's file plus what grading a class safely needs (see
+:meth:`Course.config`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from grader.sandbox_kernel import DEFAULT_MEMORY_MB, KERNEL_NAME, install_kernelspec
+
+CONFIG_FILE = "nbgrader_config.py"
+
+# nbgrader's autograde preprocessors with Execute swapped for the crash-tolerant one.
+_AUTOGRADE_PREPROCESSORS = [
+    "grader.execute.CrashTolerantExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+# Seconds a gradebook writer waits for another process's lock (parallel autograde).
+GRADEBOOK_BUSY_TIMEOUT = 300
+
+
+class CourseError(ValueError):
+    """The course folder, an assignment or a submission is not what the pipeline needs."""
+
+
+@dataclass(frozen=True)
+class Course:
+    """An nbgrader course folder (one holding ``nbgrader_config.py``)."""
+
+    root: Path
+
+    @classmethod
+    def find(cls, path: str | os.PathLike | None = None) -> Course:
+        """The course at ``path``; without one, ``./course`` or the nearest folder upward.
+
+        Raises :class:`CourseError` naming where it looked.
+        """
+        if path is not None:
+            root = Path(path).expanduser().resolve()
+            if not (root / CONFIG_FILE).is_file():
+                raise CourseError(f"{root} is not a course folder: it has no {CONFIG_FILE}")
+            return cls(root)
+        here = Path.cwd().resolve()
+        for candidate in (here / "course", here, *here.parents):
+            if (candidate / CONFIG_FILE).is_file():
+                return cls(candidate)
+        raise CourseError(
+            f"no course found: neither {here / 'course'} nor {here} or a folder above it has "
+            f"{CONFIG_FILE}; pass --course PATH"
+        )
+
+    # -- layout -----------------------------------------------------------------------------
+
+    @property
+    def source_root(self) -> Path:
+        return self.root / "assignments"
+
+    @property
+    def gradebook(self) -> Path:
+        return self.root / "gradebook.db"
+
+    def assignments(self) -> list[str]:
+        """Assignment ids: the folders of ``assignments/`` that hold a notebook."""
+        if not self.source_root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.source_root.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))
+        )
+
+    def check_assignment(self, assignment: str) -> str:
+        if assignment not in self.assignments():
+            known = ", ".join(self.assignments()) or "none"
+            raise CourseError(f"unknown assignment {assignment!r}; the course has: {known}")
+        return assignment
+
+    def notebook_names(self, assignment: str) -> list[str]:
+        """Stems of the assignment's source notebooks (nbgrader's notebook ids)."""
+        return sorted(p.stem for p in (self.source_root / assignment).glob("*.ipynb"))
+
+    def step_dir(self, step: str, student: str, assignment: str) -> Path:
+        """``<root>/<step>/<student>/<assignment>`` (``release`` has no student level)."""
+        if step == "release":
+            return self.root / "release" / assignment
+        return self.root / step / student / assignment
+
+    def students(self, assignment: str) -> list[str]:
+        """Students with a submission of ``assignment`` in ``submitted/``, sorted."""
+        submitted = self.root / "submitted"
+        if not submitted.is_dir():
+            return []
+        return sorted(
+            p.name for p in submitted.iterdir() if (p / assignment).is_dir() and p.name[0] != "."
+        )
+
+    # -- nbgrader ---------------------------------------------------------------------------
+
+    @cached_property
+    def _kernel_home(self) -> str:
+        # One kernelspec folder per grading process, put on JUPYTER_PATH for the kernels.
+        return os.fspath(install_kernelspec(tempfile.mkdtemp(prefix="cvgrade-kernels-")))
+
+    def config(self, *, timeout: int | None = None, memory_mb: int | None = None) -> Config:
+        """The course's ``nbgrader_config.py`` plus what grading needs.
+
+        - submissions run in the sandboxed kernel (``grader.sandbox_kernel``);
+        - a kernel crash costs only the cells that did not run (``grader.execute``);
+        - gradebook writers wait up to ``GRADEBOOK_BUSY_TIMEOUT`` s for each other's locks;
+        - ``timeout`` (seconds per cell) overrides the course's ``Execute.timeout``.
+        """
+        loader = PyFileConfigLoader(CONFIG_FILE, path=os.fspath(self.root))
+        config = loader.load_config()
+        config.CourseDirectory.root = os.fspath(self.root)
+        config.CourseDirectory.db_url = (
+            f"sqlite:///{self.gradebook}?timeout={GRADEBOOK_BUSY_TIMEOUT}"
+        )
+        config.Autograde.autograde_preprocessors = list(_AUTOGRADE_PREPROCESSORS)
+        config.Execute.kernel_name = KERNEL_NAME
+        if timeout is not None:
+            config.Execute.timeout = int(timeout)
+        self._prepare_environment(memory_mb)
+        return config
+
+    def _prepare_environment(self, memory_mb: int | None) -> None:
+        # nbgrader shells out to `alembic` (a console script beside this Python) when it
+        # creates a gradebook, and the kernels find their spec through JUPYTER_PATH.
+        bin_dir = os.path.dirname(sys.executable)
+        path = os.environ.get("PATH", "")
+        if bin_dir not in path.split(os.pathsep):
+            os.environ["PATH"] = bin_dir + os.pathsep + path
+        jupyter_path = os.environ.get("JUPYTER_PATH", "")
+        if self._kernel_home not in jupyter_path.split(os.pathsep):
+            os.environ["JUPYTER_PATH"] = os.pathsep.join(
+                filter(None, [self._kernel_home, jupyter_path])
+            )
+        os.environ["CVGRADE_MEMORY_MB"] = str(memory_mb or DEFAULT_MEMORY_MB)
+
+    def api(self, *, timeout: int | None = None, memory_mb: int | None = None):
+        """nbgrader's ``NbGraderAPI`` for this course (its calls return dicts, never raise)."""
+        from nbgrader.apps import NbGraderAPI
+
+        return NbGraderAPI(config=self.config(timeout=timeout, memory_mb=memory_mb))
