@@ -1,0 +1,197 @@
+"""``cvgrade``: the TA's command for the whole grading flow, on top of nbgrader.
+
+    cvgrade release [ASSIGNMENT ...]        student versions into course/release/
+    cvgrade collect ASSIGNMENT SOURCE       a folder or LMS zip into course/submitted/
+    cvgrade autograde ASSIGNMENT [--jobs N] [--timeout S] [--memory-mb M] [--student ID ...]
+    cvgrade feedback ASSIGNMENT             nbgrader's HTML feedback into course/feedback/
+    cvgrade export [--out FILE]             grades.csv: every part, every total
+    cvgrade report [--out DIR]              pass rates, histogram, HTML summary
+    cvgrade run ASSIGNMENT [SOURCE]         collect -> autograde -> feedback -> export -> report
+
+Every step can be re-run and gives the same result. ``--course`` selects the course folder
+(default: ./course, or the nearest folder upward with nbgrader_config.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from grader.course import Course, CourseError
+
+
+def _quiet_nbgrader() -> None:
+    # nbgrader's SQLAlchemy use emits SAWarnings about its own session handling; they say
+    # nothing to a TA and would bury the progress bars.
+    try:
+        from sqlalchemy.exc import SAWarning
+    except ImportError:
+        return
+    warnings.filterwarnings("ignore", category=SAWarning)
+
+
+def release(course: Course, assignments: list[str]) -> list[Path]:
+    """Generate the student version of each assignment (all by default); their folders."""
+    api = course.api()
+    folders = []
+    for assignment in assignments or course.assignments():
+        course.check_assignment(assignment)
+        result = api.generate_assignment(assignment, force=True)
+        if not result["success"]:
+            raise CourseError(f"nbgrader could not release {assignment}:\n{result.get('error')}")
+        folder = course.step_dir("release", "", assignment)
+        print(f"released {assignment} -> {folder}")
+        folders.append(folder)
+    return folders
+
+
+def feedback(course: Course, assignment: str) -> Path:
+    """nbgrader's HTML feedback for every autograded submission of ``assignment``."""
+    course.check_assignment(assignment)
+    result = course.api().generate_feedback(assignment)
+    if not result["success"]:
+        raise CourseError(f"nbgrader could not write feedback:\n{result.get('error')}")
+    folder = course.root / "feedback"
+    count = len(list(folder.glob(f"*/{assignment}/*.html")))
+    print(f"feedback for {assignment}: {count} HTML files under {folder}")
+    return folder
+
+
+def _notes(course: Course) -> dict[tuple[str, str], list[str]]:
+    from grader.autograde import GradingRecord
+
+    notes = {}
+    for assignment in course.assignments():
+        for record in GradingRecord.load_all(course, assignment):
+            notes[(assignment, record.student)] = record.notes
+    return notes
+
+
+def export(course: Course, out: Path | None = None) -> Path:
+    from grader.export import write_grades_csv
+    from grader.gradebook import cell_scores
+
+    path = write_grades_csv(cell_scores(course), out or course.root / "reports" / "grades.csv")
+    print(f"grades -> {path}")
+    return path
+
+
+def report(course: Course, out: Path | None = None) -> Path:
+    from grader.gradebook import cell_scores
+    from grader.report import write_report
+
+    path = write_report(cell_scores(course), _notes(course), out or course.root / "reports")
+    print(f"report -> {path}")
+    return path
+
+
+def autograde(course: Course, assignment: str, args) -> None:
+    from grader.autograde import autograde as run_autograde
+
+    records = run_autograde(
+        course,
+        assignment,
+        args.student or None,
+        jobs=args.jobs,
+        timeout=args.timeout,
+        memory_mb=args.memory_mb,
+    )
+    graded = sum(r.success for r in records)
+    print(f"autograded {graded} of {len(records)} submissions of {assignment}")
+    for record in records:
+        for note in record.notes:
+            print(f"  {record.student}: {note}")
+
+
+def collect(course: Course, assignment: str, source: str, pattern: str | None) -> None:
+    from grader.collect import DEFAULT_PATTERN
+    from grader.collect import collect as run_collect
+
+    result = run_collect(course, assignment, source, pattern=pattern or DEFAULT_PATTERN)
+    print(f"collected {len(result.students)} submissions of {assignment} from {source}")
+    for note in result.notes:
+        print(f"  {note}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cvgrade", description="Grade the cvcourse assignments with nbgrader."
+    )
+    parser.add_argument("--course", help="course folder (default: ./course or upward)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="generate the student versions")
+    p.add_argument("assignments", nargs="*", help="default: every assignment")
+
+    p = sub.add_parser("collect", help="collect submissions from a folder or LMS zip")
+    p.add_argument("assignment")
+    p.add_argument("source", help="folder of notebooks, or a zip of per-student files")
+    p.add_argument("--pattern", help="regex with a (?P<student>...) group for file names")
+
+    def grading_options(p):
+        p.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+        p.add_argument("--timeout", type=int, help="seconds per cell (course default: 120)")
+        p.add_argument("--memory-mb", type=int, help="memory limit per kernel (default 4096)")
+
+    p = sub.add_parser("autograde", help="autograde submitted notebooks")
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    grading_options(p)
+
+    p = sub.add_parser("feedback", help="write HTML feedback")
+    p.add_argument("assignment")
+
+    p = sub.add_parser("export", help="write grades.csv")
+    p.add_argument("--out", type=Path, help="CSV path (default: <course>/reports/grades.csv)")
+
+    p = sub.add_parser("report", help="write the grade report")
+    p.add_argument("--out", type=Path, help="folder (default: <course>/reports)")
+
+    p = sub.add_parser("run", help="collect, autograde, feedback, export and report")
+    p.add_argument("assignment")
+    p.add_argument("source", nargs="?", help="folder or zip (default: what is in submitted/)")
+    p.add_argument("--pattern", help="regex with a (?P<student>...) group for file names")
+    p.add_argument("--out", type=Path, help="report folder (default: <course>/reports)")
+    grading_options(p)
+    p.set_defaults(student=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_nbgrader()
+    try:
+        course = Course.find(args.course)
+        if args.command == "release":
+            release(course, args.assignments)
+        elif args.command == "collect":
+            collect(course, args.assignment, args.source, args.pattern)
+        elif args.command == "autograde":
+            autograde(course, args.assignment, args)
+        elif args.command == "feedback":
+            feedback(course, args.assignment)
+        elif args.command == "export":
+            export(course, args.out)
+        elif args.command == "report":
+            report(course, args.out)
+        elif args.command == "run":
+            course.check_assignment(args.assignment)
+            if args.source:
+                collect(course, args.assignment, args.source, args.pattern)
+            elif not course.students(args.assignment):
+                raise CourseError(f"nothing in {course.root / 'submitted'}: give a SOURCE")
+            autograde(course, args.assignment, args)
+            feedback(course, args.assignment)
+            out = args.out
+            export(course, out / "grades.csv" if out else None)
+            report(course, out)
+    except (CourseError, ValueError) as exc:
+        print(f"cvgrade: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
