@@ -22,9 +22,11 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # A deleted test cell would otherwise stay "needs manual grading" forever: put it back.
 c.OverwriteCells.add_missing_cells = True
 
-# Feedback shows each graded cell's output (our diagnosis) but never the hidden tests.
+# Feedback shows each graded cell's output (our diagnosis) but never the hidden tests: not
+# in the source, and not in the traceback of a failing one.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
+    "grader.preprocessors.HideTestTracebacks",
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

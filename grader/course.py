@@ -24,9 +24,18 @@ from grader.sandbox_kernel import DEFAULT_MEMORY_MB, KERNEL_NAME, install_kernel
 
 CONFIG_FILE = "nbgrader_config.py"
 
+# nbgrader's sanitizing preprocessors, with test cells deleted by a student put back in place.
+_SANITIZE_PREPROCESSORS = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "grader.preprocessors.OverwriteCellsInPlace",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # nbgrader's autograde preprocessors with Execute swapped for the crash-tolerant one.
 _AUTOGRADE_PREPROCESSORS = [
-    "grader.execute.CrashTolerantExecute",
+    "grader.preprocessors.CrashTolerantExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -123,7 +132,8 @@ class Course:
         """The course's ``nbgrader_config.py`` plus what grading needs.
 
         - submissions run in the sandboxed kernel (``grader.sandbox_kernel``);
-        - a kernel crash costs only the cells that did not run (``grader.execute``);
+        - a kernel crash costs only the cells that did not run (``grader.preprocessors``);
+        - a deleted test cell is put back where it was (``grader.preprocessors``);
         - gradebook writers wait up to ``GRADEBOOK_BUSY_TIMEOUT`` s for each other's locks;
         - ``timeout`` (seconds per cell) overrides the course's ``Execute.timeout``.
         """
@@ -133,6 +143,7 @@ class Course:
         config.CourseDirectory.db_url = (
             f"sqlite:///{self.gradebook}?timeout={GRADEBOOK_BUSY_TIMEOUT}"
         )
+        config.Autograde.sanitize_preprocessors = list(_SANITIZE_PREPROCESSORS)
         config.Autograde.autograde_preprocessors = list(_AUTOGRADE_PREPROCESSORS)
         config.Execute.kernel_name = KERNEL_NAME
         if timeout is not None:

@@ -5,7 +5,7 @@ package missing, nbgrader would still report success and give everyone zero), st
 with limits:
 
 - address space capped at ``CVGRADE_MEMORY_MB`` (default 4096): a submission that eats
-  memory gets ``MemoryError`` or dies, and ``grader.execute`` grades what ran;
+  memory gets ``MemoryError`` or dies, and ``grader.preprocessors`` grades what ran;
 - one thread for every math library (``CVGRADE_THREADS``, default 1), so that ``--jobs N``
   kernels do not fight over the cores.
 
