@@ -1,8 +1,10 @@
 # The one place that knows how to set the project up. Every target installs what it needs.
-#   make demo   set up, then run the course's main job on the embedded data
+#   make demo   set up, then run a whole term: release the four assignments, grade a simulated
+#               class with nbgrader, write grades.csv, feedback and the report
 #   make test   set up, then run the whole test suite (what CI runs)
 #   make lab    set up, then start JupyterLab on course/
 #   make bench  set up, then print the kernel benchmark against torch
+#   make bench-grading   seconds per submission and per class, --jobs 1 vs 2
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -12,7 +14,7 @@ STAMP  := $(VENV)/.cvcourse-installed
 # Tests under NUMBA_BOUNDSCHECK compile a second copy of every kernel: keep that cache apart.
 BOUNDSCHECK_CACHE := $(VENV)/numba-boundscheck-cache
 
-.PHONY: setup demo test lab bench clean
+.PHONY: setup demo test lab bench bench-grading clean
 
 setup: $(STAMP)
 
@@ -26,9 +28,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(PY) -m cvcourse.demo
-	@# The kernel benchmark summary (the full run, with cold-compile timings, is `make bench`).
-	$(PY) bench/bench_kernels.py --no-cold
+	$(PY) -m grader.term --jobs 2
 
 test: setup
 	$(VENV)/bin/ruff check .
@@ -43,6 +43,9 @@ lab: setup
 
 bench: setup
 	$(PY) bench/bench_kernels.py
+
+bench-grading: setup
+	$(PY) bench/bench_grading.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -7,6 +7,7 @@
     cvgrade export [--out FILE]             grades.csv: every part, every total
     cvgrade report [--out DIR]              pass rates, histogram, HTML summary
     cvgrade run ASSIGNMENT [SOURCE]         collect -> autograde -> feedback -> export -> report
+    cvgrade release-lectures [LECTURE ...]  executed notebooks, HTML and slides for students
 
 Every step can be re-run and gives the same result. ``--course`` selects the course folder
 (default: ./course, or the nearest folder upward with nbgrader_config.py).
@@ -156,6 +157,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="report folder (default: <course>/reports)")
     grading_options(p)
     p.set_defaults(student=None)
+
+    p = sub.add_parser("release-lectures", help="execute and export the lectures")
+    p.add_argument("lectures", nargs="*", help="default: every lecture")
+    p.add_argument("--out", type=Path, help="folder (default: <course>/release/lectures)")
+    p.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
     return parser
 
 
@@ -176,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             export(course, args.out)
         elif args.command == "report":
             report(course, args.out)
+        elif args.command == "release-lectures":
+            from grader.lectures import release_lectures
+
+            for path in release_lectures(course, args.lectures, args.out, timeout=args.timeout):
+                print(f"released {path.stem} -> {path} (+ .ipynb, .slides.html)")
         elif args.command == "run":
             course.check_assignment(args.assignment)
             if args.source:
