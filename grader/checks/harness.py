@@ -218,6 +218,11 @@ def student_call(
             f"{what} switched off the grader's call tracing (sys.setprofile): the grader "
             "cannot tell whether the work is your own, so this part earns no points."
         )
+    if isinstance(error, NotImplementedError):
+        raise GradingFailure(
+            f"{what} is not implemented yet (it raises NotImplementedError): write it in its "
+            "solution cell, then run the public checks."
+        )
     if error is not None:
         message = f"{what} raised {type(error).__name__}: {error}\n  case: {case}"
         where = _student_line_of(error)
@@ -408,12 +413,10 @@ def finite_difference_note(
         if a.shape != x.shape:
             return ""
         picks = np.random.default_rng(seed).choice(x.size, min(samples, x.size), replace=False)
-        indices = np.stack(np.unravel_index(picks, x.shape), axis=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            numeric = numerical_gradient(forward, x.copy(), dy=dy, indices=indices)
-        idx = tuple(indices.T)
-        n, g = numeric[idx], a[idx]
+            numeric = numerical_gradient(forward, x.copy(), dy=dy, indices=picks)
+        n, g = np.asarray(numeric).reshape(-1), a.reshape(-1)[picks]
         error = float(np.max(np.abs(n - g) / np.maximum(np.maximum(np.abs(n), np.abs(g)), 1e-12)))
     except Exception:  # the forward itself fails: the forward's own part reports that
         return ""
