@@ -220,8 +220,9 @@ def student_call(
         )
     if isinstance(error, NotImplementedError):
         raise GradingFailure(
-            f"{what} is not implemented yet (it raises NotImplementedError): write it in its "
-            "solution cell, then run the public checks."
+            f"{what} is not implemented yet (it raises NotImplementedError): replace the "
+            "raise NotImplementedError() in its solution cell with your code, run that cell, "
+            f"then this one.\n  case: {case}"
         )
     if error is not None:
         message = f"{what} raised {type(error).__name__}: {error}\n  case: {case}"

@@ -1,0 +1,1183 @@
+"""Hidden tests of assignment 2, fully connected layers and losses (``a2_fc_losses``).
+
+One function per graded test cell of ``course/assignments/a2_fc_losses/fc_losses.ipynb``;
+each takes the student's class or function, prints one line when the part passes and
+raises :class:`~grader.checks.harness.GradingFailure` with a diagnosis when it does not.
+
+The student API (torch's layout and reductions):
+
+- ``Linear(in_features, out_features, bias=True)``: ``params`` ``{"weight": (out, in),
+  "bias": (out,)}``, ``forward(x (N, in)) -> x @ W.T + b``, ``backward(dy) -> dx``;
+- ``ReLU``, ``Sigmoid``, ``Softmax`` (over the last axis): ``forward(x)``, ``backward(dy)``;
+- ``softmax_jacobian(s) -> diag(s) - s s^T``, shape ``(K, K)``;
+- ``MSELoss``, ``CrossEntropyLoss``: ``forward(pred, target) -> float`` (mean, as torch),
+  ``backward() -> d loss / d pred``;
+- ``numerical_gradient(f, x, h=1e-5)`` (centred differences of a scalar ``f``, leaving ``x``
+  as it was) and ``relative_error(a, b) = max |a - b| / max(|a|, |b|)``.
+
+Independence (docs/authoring.md): every check builds its own layer and parameters and
+feeds its own upstream gradient; a backward check runs forward only for its cache (neither
+its value nor its failure is graded there); the large-logit checks accept a result that is
+wrong in the same way as the student's result on the same logits shifted to moderate values
+(the moderate checks charge that mistake), so they grade stability alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cvcourse.gradcheck import relative_error as reference_relative_error
+from grader.checks.harness import (
+    GradingFailure,
+    assert_close,
+    finite_difference_note,
+    get_grad,
+    matches,
+    non_contiguous,
+    passed,
+    rng,
+    set_params,
+    student_call,
+)
+
+__all__ = [
+    "cross_entropy_backward",
+    "cross_entropy_forward",
+    "cross_entropy_large_logits",
+    "linear_backward_bias",
+    "linear_backward_input",
+    "linear_backward_weight",
+    "linear_forward",
+    "mse_backward",
+    "mse_forward",
+    "numerical_gradient",
+    "relative_error",
+    "relu",
+    "sigmoid",
+    "softmax_backward",
+    "softmax_forward",
+    "softmax_jacobian",
+    "softmax_large_logits",
+]
+
+# The diagnoses the planted mistakes (grader/planted/a2_fc_losses.py) must produce.
+TRANSPOSED_WEIGHT = (
+    "transposed linear weight: you computed x @ W, but torch stores weight as "
+    "(out_features, in_features) and computes y = x @ W.T + b"
+)
+WEIGHT_STORED_IN_OUT = (
+    "transposed linear weight: weight stored as (in_features, out_features); torch's "
+    "layout is (out_features, in_features), with y = x @ W.T + b"
+)
+BIAS_WRONG_AXIS = (
+    "bias gradient summed over the wrong axis: over axis 1 (the features) instead of "
+    "axis 0 (the batch); db = dy.sum(axis=0)"
+)
+SOFTMAX_OVERFLOW = (
+    "softmax overflow on large logits: exp(1000) is inf and exp(-1000) is 0, so the "
+    "division gives NaN; subtract each row's max first, softmax(z) = softmax(z - max(z)) "
+    "(x.max(axis=-1, keepdims=True))"
+)
+CE_OVERFLOW = (
+    "cross-entropy overflow on large logits: compute log-softmax with the log-sum-exp "
+    "trick, log p = z - m - log(sum(exp(z - m))) with m the row max, instead of log(softmax) "
+    "(exp overflows to inf, and a probability that underflows to 0 has log -inf)"
+)
+LOSS_SUMMED = "loss summed instead of averaged: the result is {factor} times too large; {how}"
+GRAD_NOT_DIVIDED = "gradient not divided by {n}: the loss is a mean, so its gradient is too"
+SIGMOID_S = (
+    "sigmoid derivative written as s instead of s(1 - s): d sigmoid(x)/dx = s * (1 - s) "
+    "with s = sigmoid(x)"
+)
+RELU_AT_ZERO = (
+    "ReLU gradient at exactly x == 0 should be 0, as in torch: pass dy only where x > 0 "
+    "(not x >= 0)"
+)
+NOT_RESTORED = (
+    "numerical_gradient did not restore x: keep each element's original value and put it "
+    "back after evaluating f(x + h) and f(x - h)"
+)
+
+
+def _tensor(array, requires_grad: bool = False) -> torch.Tensor:
+    # torch.tensor copies, so autograd never touches the arrays the student receives.
+    return torch.tensor(np.array(array, dtype=np.float64), requires_grad=requires_grad)
+
+
+def _bytes(array) -> tuple:
+    a = np.asarray(array)
+    return a.shape, a.dtype.str, np.ascontiguousarray(a).tobytes()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _call_unchanging(what: str, case: str, func: Callable, *inputs):
+    """``func(*inputs)`` under the guard; fails if the call changed any input in place."""
+    __tracebackhide__ = True
+    before = [_bytes(x) for x in inputs]
+    result = student_call(what, case, func, *inputs)
+    for position, (x, old) in enumerate(zip(inputs, before, strict=True)):
+        if _bytes(x) != old:
+            raise GradingFailure(
+                f"{what} changed its input #{position + 1} in place (e.g. x[x < 0] = 0 or "
+                "x -= x.max(...)): the caller's array must stay as it was; compute on a new "
+                f"array instead (np.maximum(x, 0), x - x.max(...))\n  case: {case}"
+            )
+    return result
+
+
+def _forward_for_cache(what: str, case: str, forward: Callable, *inputs) -> str:
+    """Run forward so that backward finds its cache; neither its value nor a failure counts.
+
+    Returns a note for the case description when forward failed (its own cell grades it).
+    """
+    try:
+        student_call(f"{what}.forward", case, forward, *inputs)
+    except GradingFailure as exc:
+        return f" [note: forward failed here ({_first_line(exc)}); its own test grades it]"
+    return ""
+
+
+def _hint(*parts: Callable[[np.ndarray], str | None]) -> Callable[[np.ndarray], str | None]:
+    """One diagnosis from several recognisers: every part that has something to say."""
+
+    def diagnose(actual: np.ndarray) -> str | None:
+        found = []
+        for part in parts:
+            try:
+                text = part(actual)
+            except Exception:  # a recogniser must never hide the failure it explains
+                text = None
+            if text:
+                found.append(text)
+        return "; ".join(found) or None
+
+    return diagnose
+
+
+def _fd(forward: Callable, x: np.ndarray, dy, name: str) -> Callable[[np.ndarray], str]:
+    """A recogniser that adds how the student's gradient compares with finite differences."""
+    return lambda actual: finite_difference_note(forward, x, dy, actual, name)
+
+
+def _scalar(value, what: str, case: str) -> float:
+    """A loss value as a float: one number, or a failure that says what came back."""
+    __tracebackhide__ = True
+    if value is None:
+        raise GradingFailure(f"{what} returned None (did it forget to return?)\n  case: {case}")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GradingFailure(
+            f"{what} returned {type(value).__name__}, expected one number\n  case: {case}"
+        ) from None
+    if array.size != 1:
+        raise GradingFailure(
+            f"{what} returned an array of shape {array.shape}, expected one number (the mean "
+            f"over the batch; a float)\n  case: {case}"
+        )
+    return float(array.reshape(()))
+
+
+def _numeric(value) -> np.ndarray | None:
+    """``value`` as a float64 array, or None if it is not an array of numbers."""
+    if value is None:
+        return None
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def _finite_note(actual: np.ndarray) -> str | None:
+    if not np.all(np.isfinite(actual)):
+        return "the result has NaN or inf"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _LinearCase:
+    label: str
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray | None
+    dy: np.ndarray
+
+    @property
+    def case(self) -> str:
+        bias = f"bias {self.bias.shape}" if self.bias is not None else "bias=False"
+        return f"{self.label}: x {self.x.shape}, weight {self.weight.shape}, {bias}"
+
+    def torch(self):
+        """``(y, dx, dweight, dbias)`` of ``F.linear`` for upstream ``dy``."""
+        xt, wt = _tensor(self.x, True), _tensor(self.weight, True)
+        bt = _tensor(self.bias, True) if self.bias is not None else None
+        y = F.linear(xt, wt, bt)
+        y.backward(_tensor(self.dy))
+        db = bt.grad.numpy() if bt is not None else None
+        return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), db
+
+
+def _linear_cases(part: str, *, with_no_bias: bool) -> list[_LinearCase]:
+    g = rng(part)
+
+    def make(label, n, fin, fout, bias=True, strided=False):
+        x = g.standard_normal((n, fin))
+        weight = g.standard_normal((fout, fin)) / np.sqrt(fin)
+        b = g.standard_normal(fout) if bias else None
+        dy = g.standard_normal((n, fout))
+        if strided:
+            x = non_contiguous(x)
+        return _LinearCase(label, x, weight, b, dy)
+
+    # The square case comes first: a transposed weight still multiplies there, so its
+    # values (not a shape error) show which mistake it is.
+    cases = [
+        make("square weight", 4, 4, 4),
+        make("random", 6, 5, 3),
+        make("batch of 1", 1, 7, 2),
+        make("one input feature", 5, 1, 4),
+        make("one output feature", 3, 6, 1),
+        make("non-contiguous x", 4, 5, 3, strided=True),
+    ]
+    if with_no_bias:
+        cases.append(make("no bias", 3, 4, 2, bias=False))
+    return cases
+
+
+def _check_layout(Linear) -> None:
+    """A new ``Linear(3, 2)`` must hold weight (2, 3) and bias (2,), torch's layout."""
+    __tracebackhide__ = True
+    case = "Linear(3, 2) as constructed, before any parameters are set"
+    layer = student_call("Linear(3, 2)", case, Linear, 3, 2)
+    params = getattr(layer, "params", None)
+    if not isinstance(params, dict):
+        return  # set_params names that problem, on the first case
+    shape = np.shape(params.get("weight"))
+    if shape == (3, 2):
+        raise GradingFailure(
+            f"Linear.params['weight'] has shape {shape}, torch's layout is (2, 3)\n"
+            f"  case: {case}\n  Likely mistake: {WEIGHT_STORED_IN_OUT}"
+        )
+
+
+def _new_linear(Linear, c: _LinearCase):
+    """A student Linear with the case's parameters, its layout checked first."""
+    __tracebackhide__ = True
+    fout, fin = c.weight.shape
+    has_bias = c.bias is not None
+    layer = student_call(
+        f"Linear({fin}, {fout}, bias={has_bias})", c.case, Linear, fin, fout, bias=has_bias
+    )
+    params = getattr(layer, "params", None)
+    if isinstance(params, dict) and fin != fout and np.shape(params.get("weight")) == (fin, fout):
+        raise GradingFailure(
+            f"Linear.params['weight'] has shape {(fin, fout)}, torch's layout is {(fout, fin)}"
+            f"\n  case: {c.case}\n  Likely mistake: {WEIGHT_STORED_IN_OUT}"
+        )
+    arrays = {"weight": c.weight}
+    if has_bias:
+        arrays["bias"] = c.bias
+    set_params(layer, "Linear", **arrays)
+    return layer
+
+
+def _linear_backward(Linear, c: _LinearCase):
+    """Run the student's forward (for its cache) and backward; returns ``(layer, dx)``."""
+    __tracebackhide__ = True
+    layer = _new_linear(Linear, c)
+    note = _forward_for_cache("Linear", c.case, layer.forward, c.x)
+    dx = student_call("Linear.backward", c.case + note, layer.backward, c.dy.copy())
+    return layer, dx, note
+
+
+def _param_forward(Linear, c: _LinearCase, name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The student's forward as a function of one parameter (for finite differences)."""
+    layer = _new_linear(Linear, c)
+
+    def forward(value):
+        layer.params[name] = value
+        return layer.forward(c.x)
+
+    return forward
+
+
+def linear_forward(Linear) -> None:
+    """``Linear.forward`` against ``F.linear``: y = x @ W.T + b."""
+    __tracebackhide__ = True
+    _check_layout(Linear)
+    cases = _linear_cases("linear_forward", with_no_bias=True)
+    for c in cases:
+        layer = _new_linear(Linear, c)
+        y = _call_unchanging("Linear.forward", c.case, layer.forward, c.x)
+        expected = c.torch()[0]
+        b = c.bias if c.bias is not None else 0.0
+
+        def recognise(actual, c=c, b=b, expected=expected):
+            if c.x.shape[1] == c.weight.shape[0] and matches(actual, c.x @ c.weight + b):
+                return TRANSPOSED_WEIGHT
+            if actual.shape == expected.T.shape and matches(actual, expected.T):
+                return "output transposed: y must be (N, out_features), one row per sample"
+            if c.bias is not None and matches(actual, c.x @ c.weight.T):
+                return "bias not added: y = x @ W.T + b"
+            if c.bias is None and actual.shape == expected.shape:
+                return "with bias=False the layer has no bias: params has no 'bias' entry"
+            return None
+
+        assert_close(y, expected, what="Linear.forward output y", case=c.case, hint=recognise)
+    passed("Linear forward", f"matches torch on {len(cases)} cases")
+
+
+def linear_backward_input(Linear) -> None:
+    """``Linear.backward``'s return value dx = dy @ W against torch autograd."""
+    __tracebackhide__ = True
+    _check_layout(Linear)
+    cases = _linear_cases("linear_backward_input", with_no_bias=True)
+    for c in cases:
+        layer, dx, note = _linear_backward(Linear, c)
+        expected = c.torch()[1]
+
+        def recognise(actual, c=c):
+            if c.weight.shape[0] == c.weight.shape[1] and matches(actual, c.dy @ c.weight.T):
+                return "transposed: dx = dy @ W with W of shape (out, in), not dy @ W.T"
+            fout, fin = c.weight.shape
+            if fin != fout and actual.shape == (c.x.shape[0], fout):
+                return "dx must have x's shape (N, in_features): dx = dy @ W"
+            return None
+
+        fresh = _new_linear(Linear, c)
+        assert_close(
+            dx,
+            expected,
+            what="Linear.backward's dx",
+            case=c.case + note,
+            hint=_hint(recognise, _fd(fresh.forward, c.x, c.dy, "dx")),
+        )
+    passed("Linear backward, dx", f"matches torch autograd on {len(cases)} cases")
+
+
+def linear_backward_weight(Linear) -> None:
+    """``Linear.grads["weight"]`` = dy.T @ x against torch autograd."""
+    __tracebackhide__ = True
+    _check_layout(Linear)
+    cases = _linear_cases("linear_backward_weight", with_no_bias=False)
+    for c in cases:
+        layer, _, note = _linear_backward(Linear, c)
+        dw = get_grad(layer, "weight", "Linear")
+        expected = c.torch()[2]
+        n = c.x.shape[0]
+
+        def recognise(actual, c=c, expected=expected, n=n):
+            if actual.shape == expected.T.shape and matches(actual, expected.T):
+                return (
+                    "dW transposed: grads['weight'] has weight's shape (out_features, "
+                    "in_features), dW = dy.T @ x"
+                )
+            if n > 1 and matches(actual, expected / n):
+                return "dW averaged over the batch: the layer sums over samples, dW = dy.T @ x"
+            if actual.ndim == 3:
+                return "dW not summed over the batch: one gradient per sample was kept"
+            return None
+
+        assert_close(
+            dw,
+            expected,
+            what="Linear.grads['weight']",
+            case=c.case + note,
+            hint=_hint(recognise, _fd(_param_forward(Linear, c, "weight"), c.weight, c.dy, "dW")),
+        )
+    passed("Linear backward, dW", f"matches torch autograd on {len(cases)} cases")
+
+
+def linear_backward_bias(Linear) -> None:
+    """``Linear.grads["bias"]`` = dy.sum(axis=0) against torch autograd."""
+    __tracebackhide__ = True
+    _check_layout(Linear)
+    cases = _linear_cases("linear_backward_bias", with_no_bias=False)
+    for c in cases:
+        layer, _, note = _linear_backward(Linear, c)
+        db = get_grad(layer, "bias", "Linear")
+        expected = c.torch()[3]
+
+        def recognise(actual, c=c):
+            if matches(actual, c.dy.sum(axis=1)):
+                return BIAS_WRONG_AXIS
+            if c.dy.shape[0] > 1 and matches(actual, c.dy.mean(axis=0)):
+                return "bias gradient averaged over the batch instead of summed: dy.sum(axis=0)"
+            if actual.shape == c.dy.shape:
+                return "bias gradient not summed over the batch: db = dy.sum(axis=0)"
+            if actual.size == 1 and matches(actual.reshape(()), c.dy.sum()):
+                return "bias gradient summed over both axes: db = dy.sum(axis=0)"
+            return None
+
+        assert_close(
+            db,
+            expected,
+            what="Linear.grads['bias']",
+            case=c.case + note,
+            hint=_hint(recognise, _fd(_param_forward(Linear, c, "bias"), c.bias, c.dy, "db")),
+        )
+    passed("Linear backward, db", f"matches torch autograd on {len(cases)} cases")
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise activations
+# ---------------------------------------------------------------------------------------------
+
+
+def _activation_cases(part: str, scale: float, extremes: tuple[float, ...] = ()):
+    g = rng(part)
+    zeros = g.standard_normal((4, 6)) * scale
+    zeros.reshape(-1)[::5] = 0.0  # exact zeros: ReLU's kink, where torch's gradient is 0
+    cases = [
+        ("random", g.standard_normal((3, 5)) * scale),
+        ("exact zeros in x", zeros),
+        ("batch of 1", g.standard_normal((1, 4)) * scale),
+        ("one feature", g.standard_normal((5, 1)) * scale),
+        ("non-contiguous x", non_contiguous(g.standard_normal((4, 3)) * scale)),
+        ("3-D x", g.standard_normal((2, 3, 4)) * scale),
+    ]
+    if extremes:
+        cases.append(("large |x|", np.array([list(extremes)])))
+    return [(f"{label}: x {x.shape}", x, g.standard_normal(x.shape)) for label, x in cases]
+
+
+def _elementwise(layer_class, name: str, part: str, torch_fn, recognise_dx, scale, extremes=()):
+    """Forward and backward of an elementwise layer against torch, on each case."""
+    __tracebackhide__ = True
+    cases = _activation_cases(part, scale, extremes)
+    for case, x, dy in cases:
+        layer = student_call(f"{name}()", case, layer_class)
+        y = _call_unchanging(f"{name}.forward", case, layer.forward, x)
+        xt = _tensor(x, True)
+        yt = torch_fn(xt)
+        yt.backward(_tensor(dy))
+        expected_y, expected_dx = yt.detach().numpy(), xt.grad.numpy()
+        assert_close(y, expected_y, what=f"{name}.forward output", case=case, hint=_finite_note)
+        dx = student_call(f"{name}.backward", case, layer.backward, dy.copy())
+        fresh = student_call(f"{name}()", case, layer_class)
+        assert_close(
+            dx,
+            expected_dx,
+            what=f"{name}.backward's dx",
+            case=case,
+            hint=_hint(
+                lambda a, x=x, dy=dy, s=expected_y: recognise_dx(a, x, dy, s),
+                _fd(fresh.forward, x, dy, "dx"),
+            ),
+        )
+    passed(name, f"forward and backward match torch on {len(cases)} cases")
+
+
+def relu(ReLU) -> None:
+    """``ReLU`` forward and backward against torch, including x == 0 exactly (gradient 0)."""
+    __tracebackhide__ = True
+
+    def recognise(actual, x, dy, s):
+        at_zero = x == 0
+        if at_zero.any() and actual.shape == x.shape:
+            right_elsewhere = matches(actual[~at_zero], np.where(x > 0, dy, 0.0)[~at_zero])
+            if right_elsewhere and matches(actual[at_zero], dy[at_zero]):
+                return RELU_AT_ZERO
+        if matches(actual, (x > 0).astype(np.float64)):
+            return "returned the mask (the local derivative) without multiplying it by dy"
+        return None
+
+    _elementwise(ReLU, "ReLU", "relu", torch.relu, recognise, scale=1.0)
+
+
+def sigmoid(Sigmoid) -> None:
+    """``Sigmoid`` forward and backward (dx = dy * s * (1 - s)) against torch."""
+    __tracebackhide__ = True
+
+    def recognise(actual, x, dy, s):
+        if matches(actual, dy * s):
+            return SIGMOID_S
+        if matches(actual, dy * x * (1 - x)):
+            return "derivative evaluated at the input x; it is s * (1 - s) with s = sigmoid(x)"
+        if matches(actual, s * (1 - s)):
+            return "local derivative not multiplied by dy: dx = dy * s * (1 - s)"
+        return None
+
+    _elementwise(
+        Sigmoid, "Sigmoid", "sigmoid", torch.sigmoid, recognise, 3.0, (-750.0, -40.0, 40.0, 750.0)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax
+# ---------------------------------------------------------------------------------------------
+
+
+def _np_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _torch_softmax(z: np.ndarray, dy: np.ndarray | None = None):
+    zt = _tensor(z, True)
+    s = torch.softmax(zt, dim=-1)
+    if dy is None:
+        return s.detach().numpy(), None
+    s.backward(_tensor(dy))
+    return s.detach().numpy(), zt.grad.numpy()
+
+
+def _softmax_cases(part: str):
+    g = rng(part)
+    cases = [
+        ("random", g.standard_normal((4, 5)) * 2),
+        ("batch of 1", g.standard_normal((1, 6)) * 2),
+        ("two classes", g.standard_normal((5, 2)) * 2),
+        ("one class", g.standard_normal((3, 1))),
+        ("non-contiguous logits", non_contiguous(g.standard_normal((4, 5)) * 2)),
+        ("3-D logits, softmax over the last axis", g.standard_normal((2, 3, 4)) * 2),
+    ]
+    return [(f"{label}: z {z.shape}", z, g.standard_normal(z.shape)) for label, z in cases]
+
+
+def _softmax_recognise(z: np.ndarray):
+    def recognise(actual):
+        if z.ndim >= 2 and z.shape[0] > 1 and matches(actual, _np_softmax(z, axis=0)):
+            return "softmax over axis 0 (the batch) instead of the last axis (each row)"
+        if z.ndim == 3 and matches(actual, _np_softmax(z, axis=1)):
+            return "softmax over axis 1; use axis=-1 so that any number of leading axes works"
+        if not np.all(np.isfinite(actual)):
+            return SOFTMAX_OVERFLOW
+        if actual.shape == z.shape and not matches(actual.sum(axis=-1), 1.0):
+            return "rows do not sum to 1: divide exp(z) by its sum over the last axis"
+        return None
+
+    return recognise
+
+
+def softmax_forward(Softmax) -> None:
+    """``Softmax.forward`` against ``torch.softmax(dim=-1)`` on moderate logits."""
+    __tracebackhide__ = True
+    cases = _softmax_cases("softmax_forward")
+    for case, z, _ in cases:
+        layer = student_call("Softmax()", case, Softmax)
+        s = _call_unchanging("Softmax.forward", case, layer.forward, z)
+        assert_close(
+            s,
+            _torch_softmax(z)[0],
+            what="Softmax.forward output",
+            case=case,
+            hint=_softmax_recognise(z),
+        )
+    passed("Softmax forward", f"matches torch on {len(cases)} cases")
+
+
+def _large_logit_cases(part: str):
+    g = rng(part)
+    return [
+        ("logits around +1000", g.standard_normal((3, 4)) * 3 + 1000),
+        ("logits around -1000", g.standard_normal((3, 4)) * 3 - 1000),
+        ("rows spanning 2000", np.array([[1000.0, 0.0, -1000.0], [-1000.0, 0.0, 1000.0]])),
+        (
+            "rows at different scales",
+            np.array([[1000.0, 1001.0, 999.0], [-1000.0, -1002.0, -1001.0], [0.0, 1.0, 2.0]]),
+        ),
+    ]
+
+
+def _stable_or_fail(
+    actual, expected, own_moderate, *, what: str, case: str, overflow: str, atol=1e-8, rtol=1e-6
+) -> str:
+    """Grade a large-logit result for stability; returns a note if it passed on its own terms.
+
+    Matching torch passes. Otherwise a finite result equal to the student's own result on the
+    same logits shifted down to moderate values (softmax and cross-entropy are unchanged by
+    that shift) is stable, and what is wrong with it is the moderate test's business.
+    """
+    __tracebackhide__ = True
+    a = _numeric(actual)
+    if a is not None and matches(a, expected, atol=atol, rtol=rtol):
+        return ""
+    if (
+        a is not None
+        and own_moderate is not None
+        and np.all(np.isfinite(a))
+        and matches(a, own_moderate, atol=atol, rtol=rtol)
+    ):
+        return (
+            " (stable: it equals your result on the same logits shifted to moderate values, "
+            "though that differs from torch; the moderate-logit test grades that)"
+        )
+
+    def recognise(student):
+        if not np.all(np.isfinite(student)):
+            return overflow
+        return None
+
+    assert_close(actual, expected, what=what, case=case, atol=atol, rtol=rtol, hint=recognise)
+    return ""
+
+
+def _own(call: Callable, *args):
+    """The student's result on a moderate version of a case, or None if that fails."""
+    try:
+        return np.asarray(call(*args), dtype=np.float64)
+    except Exception:  # GradingFailure or a malformed result: no fallback, torch decides
+        return None
+
+
+def softmax_large_logits(Softmax) -> None:
+    """``Softmax.forward`` on logits of size ~1000: finite and equal to torch (stability)."""
+    __tracebackhide__ = True
+    notes = set()
+    cases = _large_logit_cases("softmax_large_logits")
+    for label, z in cases:
+        case = f"{label}: z {z.shape}"
+        layer = student_call("Softmax()", case, Softmax)
+        s = _call_unchanging("Softmax.forward", case, layer.forward, z)
+        shifted = z - z.max()
+
+        def own(shifted=shifted, case=case):
+            other = student_call("Softmax()", case, Softmax)
+            return student_call("Softmax.forward", case, other.forward, shifted)
+
+        note = _stable_or_fail(
+            s,
+            _torch_softmax(z)[0],
+            _own(own),
+            what="Softmax.forward output",
+            case=case,
+            overflow=SOFTMAX_OVERFLOW,
+        )
+        notes.add(note)
+    passed("Softmax, large logits", f"finite and right on {len(cases)} cases" + "".join(notes))
+
+
+def softmax_backward(Softmax) -> None:
+    """``Softmax.backward`` against torch autograd: dz = s * (dy - sum(dy * s, axis=-1))."""
+    __tracebackhide__ = True
+    notes = set()
+    cases = _softmax_cases("softmax_backward")
+    for case, z, dy in cases:
+        layer = student_call("Softmax()", case, Softmax)
+        s_student = None
+        try:
+            s_student = _numeric(student_call("Softmax.forward", case, layer.forward, z))
+        except GradingFailure as exc:
+            case += f" [note: forward failed here ({_first_line(exc)}); its own test grades it]"
+        s, expected = _torch_softmax(z, dy)
+        if (
+            s_student is not None
+            and s_student.shape == s.shape
+            and np.all(np.isfinite(s_student))
+            and not matches(s_student, s)
+        ):
+            # Forward is wrong (softmax_forward charges that): grade backward as the formula
+            # applied to the student's own forward output.
+            s = s_student
+            expected = s * (dy - np.sum(dy * s, axis=-1, keepdims=True))
+            notes.add(
+                " (your forward differs from torch, so dx was checked against "
+                "s * (dy - sum(dy * s)) with your forward's s)"
+            )
+        dx = student_call("Softmax.backward", case, layer.backward, dy.copy())
+
+        def recognise(actual, s=s, dy=dy):
+            if matches(actual, dy * s * (1 - s)):
+                return (
+                    "only the diagonal of the Jacobian, s(1 - s): every output depends on every "
+                    "input, dz = J^T dy = s * (dy - sum(dy * s, axis=-1, keepdims=True))"
+                )
+            if s.ndim >= 2 and s.shape[0] > 1:
+                across_batch = s * (dy - np.sum(dy * s, axis=0, keepdims=True))
+                if matches(actual, across_batch):
+                    return "sum(dy * s) taken over axis 0; it runs over each row (axis=-1)"
+            return None
+
+        fresh = student_call("Softmax()", case, Softmax)
+        assert_close(
+            dx,
+            expected,
+            what="Softmax.backward's dz",
+            case=case,
+            hint=_hint(recognise, _fd(fresh.forward, z, dy, "dz")),
+        )
+    passed("Softmax backward", f"matches torch autograd on {len(cases)} cases" + "".join(notes))
+
+
+def softmax_jacobian(softmax_jacobian) -> None:
+    """``softmax_jacobian(s)`` = diag(s) - s s^T against torch's Jacobian of softmax."""
+    __tracebackhide__ = True
+    g = rng("softmax_jacobian")
+    logits = [
+        ("random, K = 4", g.standard_normal(4)),
+        ("one class, K = 1", np.array([0.3])),
+        ("two classes", g.standard_normal(2)),
+        ("spread logits (tiny probabilities), K = 6", g.standard_normal(6) * 6),
+    ]
+    for label, z in logits:
+        s = torch.softmax(_tensor(z), dim=0).numpy()
+        case = f"{label}: s = softmax(z), s {s.shape}"
+        jacobian = torch.autograd.functional.jacobian(lambda t: torch.softmax(t, dim=0), _tensor(z))
+        result = _call_unchanging("softmax_jacobian", case, softmax_jacobian, s.copy())
+
+        def recognise(actual, s=s):
+            if matches(actual, np.diag(s)):
+                return "returned diag(s); the Jacobian is diag(s) - s s^T (off-diagonal -s_i s_j)"
+            if matches(actual, np.diag(s * (1 - s))):
+                return "only the diagonal s_i (1 - s_i); the off-diagonal entries are -s_i s_j"
+            if matches(actual, np.outer(s, s) - np.diag(s)):
+                return "sign flipped: J = diag(s) - s s^T"
+            if matches(actual, -np.outer(s, s)):
+                return "missing diag(s): J = diag(s) - s s^T"
+            return None
+
+        assert_close(
+            result, jacobian.numpy(), what="softmax_jacobian(s)", case=case, hint=recognise
+        )
+    passed("softmax_jacobian", f"matches torch's Jacobian of softmax on {len(logits)} cases")
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------
+
+
+def _mse_cases(part: str):
+    g = rng(part)
+    cases = [
+        ("random", (4, 3)),
+        ("batch of 1", (1, 5)),
+        ("one feature", (6, 1)),
+        ("1-D", (7,)),
+        ("non-contiguous prediction", (4, 5)),
+    ]
+    out = []
+    for label, shape in cases:
+        pred, target = g.standard_normal(shape), g.standard_normal(shape)
+        if label.startswith("non-contiguous"):
+            pred = non_contiguous(pred)
+        out.append((f"{label}: pred and target {shape}", pred, target))
+    return out
+
+
+def _torch_mse(pred, target):
+    pt = _tensor(pred, True)
+    loss = F.mse_loss(pt, _tensor(target))
+    loss.backward()
+    return float(loss.detach()), pt.grad.numpy()
+
+
+def mse_forward(MSELoss) -> None:
+    """``MSELoss.forward`` against ``F.mse_loss`` (mean over all elements)."""
+    __tracebackhide__ = True
+    cases = _mse_cases("mse_forward")
+    for case, pred, target in cases:
+        loss = student_call("MSELoss()", case, MSELoss)
+        value = _scalar(
+            _call_unchanging("MSELoss.forward", case, loss.forward, pred, target),
+            "MSELoss.forward",
+            case,
+        )
+        expected = _torch_mse(pred, target)[0]
+        size = pred.size
+        per_sample = size // pred.shape[0]
+
+        def recognise(actual, expected=expected, size=size, per_sample=per_sample):
+            how = "MSELoss takes the mean over all N * D elements"
+            if size > 1 and matches(actual, expected * size):
+                return LOSS_SUMMED.format(factor=f"N * D = {size}", how=how)
+            if size > 1 and matches(actual, expected * size / 2):
+                return "1/2 * sum of squares (the article's convention): " + how
+            if per_sample > 1 and matches(actual, expected * per_sample):
+                return f"averaged over the batch only (result {per_sample} times too large): " + how
+            if matches(actual, expected / 2):
+                return "an extra factor 1/2: torch's MSELoss is the plain mean of squares"
+            if matches(actual, np.sqrt(expected)):
+                return "square root taken (RMSE): MSELoss is the mean of squares"
+            return None
+
+        assert_close(value, expected, what="MSELoss.forward value", case=case, hint=recognise)
+    passed("MSELoss forward", f"matches torch on {len(cases)} cases")
+
+
+def mse_backward(MSELoss) -> None:
+    """``MSELoss.backward()`` = 2 (pred - target) / (N * D) against torch autograd."""
+    __tracebackhide__ = True
+    cases = _mse_cases("mse_backward")
+    for case, pred, target in cases:
+        loss = student_call("MSELoss()", case, MSELoss)
+        note = _forward_for_cache("MSELoss", case, loss.forward, pred, target)
+        grad = student_call("MSELoss.backward", case + note, loss.backward)
+        expected = _torch_mse(pred, target)[1]
+        diff = pred - target
+
+        def recognise(actual, diff=diff, expected=expected):
+            if diff.size > 1 and matches(actual, 2 * diff):
+                return GRAD_NOT_DIVIDED.format(n=f"the number of elements N * D = {diff.size}")
+            if matches(actual, diff / diff.size):
+                return "missing the factor 2: d/dp (p - t)^2 = 2 (p - t)"
+            if matches(actual, -expected):
+                return "sign flipped: the gradient is 2 (pred - target) / (N * D)"
+            if diff.ndim > 1 and diff.shape[1] > 1 and matches(actual, 2 * diff / diff.shape[0]):
+                return "divided by the batch size only: the mean runs over all N * D elements"
+            return None
+
+        def own_forward(p, loss=loss, target=target):
+            return loss.forward(p, target)
+
+        assert_close(
+            grad,
+            expected,
+            what="MSELoss.backward() gradient",
+            case=case + note,
+            hint=_hint(recognise, _fd(own_forward, pred, np.ones(()), "gradient")),
+        )
+    passed("MSELoss backward", f"matches torch autograd on {len(cases)} cases")
+
+
+def _ce_cases(part: str):
+    g = rng(part)
+    cases = [
+        ("random", (5, 4), False),
+        ("batch of 1", (1, 3), False),
+        ("two classes", (6, 2), False),
+        ("non-contiguous logits", (4, 5), True),
+    ]
+    out = []
+    for label, (n, k), strided in cases:
+        logits = g.standard_normal((n, k)) * 2
+        target = g.integers(0, k, size=n)
+        if strided:
+            logits = non_contiguous(logits)
+        out.append((f"{label}: logits ({n}, {k}), integer targets ({n},)", logits, target))
+    return out
+
+
+def _torch_ce(logits, target):
+    lt = _tensor(logits, True)
+    loss = F.cross_entropy(lt, torch.tensor(np.asarray(target), dtype=torch.long))
+    loss.backward()
+    return float(loss.detach()), lt.grad.numpy()
+
+
+def _ce_recognise_value(logits, target, expected):
+    def recognise(actual):
+        n = logits.shape[0]
+        if n > 1 and matches(actual, expected * n):
+            return LOSS_SUMMED.format(
+                factor=f"N = {n}", how="CrossEntropyLoss averages over the batch"
+            )
+        if matches(actual, -expected):
+            return "sign flipped: the loss is -log softmax(z)[target]"
+        if not np.all(np.isfinite(actual)):
+            return CE_OVERFLOW
+        return None
+
+    return recognise
+
+
+def _ce_recognise_grad(logits, target, expected):
+    def recognise(actual):
+        n = logits.shape[0]
+        probs = _np_softmax(logits)
+        if n > 1 and matches(actual, expected * n):
+            return GRAD_NOT_DIVIDED.format(n=f"N = {n}, the batch size")
+        if matches(actual, -expected):
+            return "sign flipped: the gradient is (softmax(z) - onehot(target)) / N"
+        if matches(actual, probs / n) or matches(actual, probs):
+            return "the one-hot target was not subtracted: (softmax(z) - onehot(target)) / N"
+        if matches(actual, expected / logits.shape[1]):
+            return "divided by N * K; only the batch is averaged, the gradient is /N"
+        if not np.all(np.isfinite(actual)):
+            return CE_OVERFLOW
+        return None
+
+    return recognise
+
+
+def cross_entropy_forward(CrossEntropyLoss) -> None:
+    """``CrossEntropyLoss.forward`` against ``F.cross_entropy`` on moderate logits."""
+    __tracebackhide__ = True
+    cases = _ce_cases("cross_entropy_forward")
+    for case, logits, target in cases:
+        loss = student_call("CrossEntropyLoss()", case, CrossEntropyLoss)
+        value = _scalar(
+            _call_unchanging("CrossEntropyLoss.forward", case, loss.forward, logits, target),
+            "CrossEntropyLoss.forward",
+            case,
+        )
+        expected = _torch_ce(logits, target)[0]
+        assert_close(
+            value,
+            expected,
+            what="CrossEntropyLoss.forward value",
+            case=case,
+            hint=_ce_recognise_value(logits, target, expected),
+        )
+    passed("CrossEntropyLoss forward", f"matches torch on {len(cases)} cases")
+
+
+def cross_entropy_backward(CrossEntropyLoss) -> None:
+    """``CrossEntropyLoss.backward()`` = (softmax - onehot) / N against torch autograd."""
+    __tracebackhide__ = True
+    cases = _ce_cases("cross_entropy_backward")
+    for case, logits, target in cases:
+        loss = student_call("CrossEntropyLoss()", case, CrossEntropyLoss)
+        note = _forward_for_cache("CrossEntropyLoss", case, loss.forward, logits, target)
+        grad = student_call("CrossEntropyLoss.backward", case + note, loss.backward)
+        expected = _torch_ce(logits, target)[1]
+
+        def own_forward(z, loss=loss, target=target):
+            return loss.forward(z, target)
+
+        assert_close(
+            grad,
+            expected,
+            what="CrossEntropyLoss.backward() gradient",
+            case=case + note,
+            hint=_hint(
+                _ce_recognise_grad(logits, target, expected),
+                _fd(own_forward, logits, np.ones(()), "gradient"),
+            ),
+        )
+    passed("CrossEntropyLoss backward", f"matches torch autograd on {len(cases)} cases")
+
+
+def cross_entropy_large_logits(CrossEntropyLoss) -> None:
+    """``CrossEntropyLoss`` forward and backward on logits of size ~1000 (log-sum-exp)."""
+    __tracebackhide__ = True
+    g = rng("cross_entropy_large_logits")
+    notes = set()
+    cases = _large_logit_cases("cross_entropy_large_logits")
+    cases.append(("batch of 1, target far below the max", np.array([[-1000.0, 1000.0, 0.0]])))
+    for label, z in cases:
+        target = g.integers(0, z.shape[1], size=z.shape[0])
+        if label.startswith(("rows spanning", "batch of 1")):
+            target = np.zeros(z.shape[0], dtype=np.int64)  # far below each row's max
+        case = f"{label}: logits {z.shape}, targets {target.tolist()}"
+        expected_value, expected_grad = _torch_ce(z, target)
+        shifted = z - z.max()
+
+        loss = student_call("CrossEntropyLoss()", case, CrossEntropyLoss)
+        value = _scalar(
+            _call_unchanging("CrossEntropyLoss.forward", case, loss.forward, z, target),
+            "CrossEntropyLoss.forward",
+            case,
+        )
+        grad = student_call("CrossEntropyLoss.backward", case, loss.backward)
+
+        def own_value(shifted=shifted, target=target, case=case):
+            other = student_call("CrossEntropyLoss()", case, CrossEntropyLoss)
+            value = student_call("CrossEntropyLoss.forward", case, other.forward, shifted, target)
+            return _scalar(value, "CrossEntropyLoss.forward", case)
+
+        def own_grad(shifted=shifted, target=target, case=case):
+            other = student_call("CrossEntropyLoss()", case, CrossEntropyLoss)
+            student_call("CrossEntropyLoss.forward", case, other.forward, shifted, target)
+            return student_call("CrossEntropyLoss.backward", case, other.backward)
+
+        notes.add(
+            _stable_or_fail(
+                value,
+                expected_value,
+                _own(own_value),
+                what="CrossEntropyLoss.forward value",
+                case=case,
+                overflow=CE_OVERFLOW,
+            )
+        )
+        notes.add(
+            _stable_or_fail(
+                grad,
+                expected_grad,
+                _own(own_grad),
+                what="CrossEntropyLoss.backward() gradient",
+                case=case,
+                overflow=CE_OVERFLOW,
+            )
+        )
+    passed(
+        "CrossEntropyLoss, large logits", f"finite and right on {len(cases)} cases" + "".join(notes)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient checking: the student's own numerical_gradient and relative_error
+# ---------------------------------------------------------------------------------------------
+
+# The scalar functions numerical_gradient is graded on. They are compiled outside this
+# module so that the delegation guard (which forbids grader's own code) lets the student's
+# function call them; each has a torch twin for the autograd reference.
+_FUNCTIONS_SOURCE = """
+import numpy as np
+
+def cube_sum(x):
+    return np.sum(x ** 3)
+
+def sin_times_x(x):
+    return np.sum(np.sin(x) * x)
+
+def log_sum_exp(x):
+    m = np.max(x)
+    return m + np.log(np.sum(np.exp(x - m)))
+"""
+_FUNCTIONS: dict = {"__name__": "a2_fc_losses_graded_functions"}
+exec(compile(_FUNCTIONS_SOURCE, "<a2_fc_losses graded functions>", "exec"), _FUNCTIONS)
+
+_TORCH_TWINS = {
+    "cube_sum": lambda t: torch.sum(t**3),
+    "sin_times_x": lambda t: torch.sum(torch.sin(t) * t),
+    "log_sum_exp": lambda t: torch.logsumexp(t.reshape(-1), dim=0),
+}
+
+
+def _autograd(name: str, x: np.ndarray) -> np.ndarray:
+    xt = _tensor(x, True)
+    _TORCH_TWINS[name](xt).backward()
+    return xt.grad.numpy()
+
+
+def _forward_difference(f, x: np.ndarray, h: float) -> np.ndarray:
+    x = np.array(x, dtype=np.float64, copy=True)
+    f0, out = f(x), np.zeros(x.shape)
+    for index in np.ndindex(x.shape):
+        old = x[index]
+        x[index] = old + h
+        out[index] = (f(x) - f0) / h
+        x[index] = old
+    return out
+
+
+def numerical_gradient(numerical_gradient) -> None:
+    """The student's ``numerical_gradient(f, x, h=1e-5)`` on functions with known gradients."""
+    __tracebackhide__ = True
+    g = rng("numerical_gradient")
+    cases = [
+        ("sum(x**3) at x (5,)", "cube_sum", g.standard_normal(5), None),
+        ("sum(sin(x) * x) at a 2-D x (3, 4)", "sin_times_x", g.standard_normal((3, 4)), None),
+        ("log(sum(exp(x))) at x (6,)", "log_sum_exp", g.standard_normal(6), None),
+        ("one element, sum(x**3) at x (1,)", "cube_sum", g.standard_normal(1), None),
+        (
+            "sum(sin(x) * x) at a non-contiguous x (3, 4)",
+            "sin_times_x",
+            non_contiguous(g.standard_normal((3, 4))),
+            None,
+        ),
+        # (x + h)^3 - (x - h)^3 = 6 x^2 h + 2 h^3 exactly: centred differences with this h
+        # give 3 x^2 + h^2, so the value shows whether h is used and the difference centred.
+        (
+            "sum(x**3) with h=1e-2 (centred differences: 3x^2 + h^2)",
+            "cube_sum",
+            g.standard_normal(4),
+            1e-2,
+        ),
+    ]
+    for case, name, x, h in cases:
+        f = _FUNCTIONS[name]
+        before = x.copy()
+        args = (f, x) if h is None else (f, x, h)
+        result = student_call(
+            "numerical_gradient", case, numerical_gradient, *args, forbid=("cvcourse.gradcheck",)
+        )
+        moved = np.max(np.abs(x - before)) if x.size else 0.0
+        if not np.all(np.isfinite(x)) or moved > 1e-12 * (1 + np.max(np.abs(before))):
+            raise GradingFailure(
+                f"numerical_gradient changed x (by up to {moved:.3g})\n  case: {case}\n"
+                f"  Likely mistake: {NOT_RESTORED}"
+            )
+        if h is None:
+            expected, step, atol, rtol = _autograd(name, before), 1e-5, 1e-7, 1e-6
+        else:
+            expected, step, atol, rtol = 3 * before**2 + h**2, h, 1e-9, 1e-7
+
+        def recognise(actual, f=f, before=before, step=step, expected=expected):
+            if matches(actual, _forward_difference(f, before, step), atol=1e-9, rtol=1e-7):
+                return (
+                    "one-sided difference (f(x + h) - f(x)) / h, error O(h); use centred "
+                    "differences (f(x + h) - f(x - h)) / (2h), error O(h^2)"
+                )
+            if matches(actual, 2 * expected, atol=1e-6, rtol=1e-5):
+                return "divided by h instead of 2h: the two points are 2h apart"
+            if matches(actual, expected / 2, atol=1e-6, rtol=1e-5):
+                return "divided by 4h (or by 2h twice): the centred difference is / (2h)"
+            if np.allclose(actual, 0) and not before.flags.c_contiguous:
+                return (
+                    "all zeros on a non-contiguous x: x.reshape(-1) or x.ravel() made a copy, "
+                    "so f never saw the change; index x itself (np.ndindex(x.shape))"
+                )
+            return None
+
+        assert_close(
+            result,
+            expected,
+            what="numerical_gradient(f, x)",
+            case=case,
+            atol=atol,
+            rtol=rtol,
+            hint=recognise,
+            reference="torch autograd" if h is None else "the exact centred difference",
+        )
+    passed("numerical_gradient", f"right on {len(cases)} functions, x left unchanged")
+
+
+def relative_error(relative_error) -> None:
+    """The student's ``relative_error(a, b) = max |a - b| / max(|a|, |b|)`` (0 where both 0)."""
+    __tracebackhide__ = True
+    g = rng("relative_error")
+    a = g.standard_normal((3, 4))
+    cases = [
+        ("arrays (3,)", np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.2, 3.0])),
+        ("2-D arrays (3, 4)", a, a + 1e-6 * g.standard_normal((3, 4))),
+        ("an element where both are 0", np.array([0.0, 1.0, -2.0]), np.array([0.0, 1.1, -2.0])),
+        ("opposite signs", np.array([1e-3]), np.array([-1e-3])),
+        ("numbers", np.float64(3.0), np.float64(3.0000003)),
+        ("identical arrays with zeros", np.zeros(4), np.zeros(4)),
+    ]
+    for case, x, y in cases:
+        result = student_call(
+            "relative_error",
+            case,
+            relative_error,
+            np.array(x, copy=True),
+            np.array(y, copy=True),
+            forbid=("cvcourse.gradcheck",),
+        )
+        value = _scalar(result, "relative_error", case)
+        expected = reference_relative_error(x, y)
+        diff, scale = np.abs(x - y), np.maximum(np.abs(x), np.abs(y))
+
+        def recognise(actual, x=x, y=y, diff=diff, scale=scale):
+            if np.isnan(actual):
+                return "0 / 0 where both values are 0: count those elements as 0 error"
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
+                by_a = np.where(x != 0, diff / np.where(x != 0, np.abs(x), 1), 0.0)
+                by_sum = np.where(
+                    scale > 0, diff / np.where(scale > 0, np.abs(x) + np.abs(y), 1), 0
+                )
+            if np.size(ratio) > 1 and matches(actual, np.mean(ratio)):
+                return "returned the mean; the check reports the largest relative error"
+            if matches(actual, np.max(by_sum)):
+                return "divided by |a| + |b|; this course's definition divides by max(|a|, |b|)"
+            if matches(actual, np.max(by_a)):
+                return "divided by |a| only; divide by max(|a|, |b|)"
+            return None
+
+        assert_close(
+            value,
+            expected,
+            what="relative_error(a, b)",
+            case=case,
+            hint=recognise,
+            reference="max |a - b| / max(|a|, |b|)",
+        )
+    passed("relative_error", f"right on {len(cases)} cases")

@@ -1,0 +1,446 @@
+"""Assignment 2 (fully connected layers and losses): notebook, hidden checks, planted mistakes.
+
+Everything runs in this process (``grader.notebooks.run_in_process``), not through nbgrader:
+the verdict of each graded cell is what the checks print or raise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import linecache
+import re
+import warnings
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from grader import notebooks
+from grader.checks import a2_fc_losses as checks
+from grader.checks.harness import GradingFailure
+from grader.planted import PlantedMistake, mistakes_for
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDER = ROOT / "course" / "assignments" / "a2_fc_losses"
+NOTEBOOK = FOLDER / "fc_losses.ipynb"
+MISTAKES = mistakes_for("a2_fc_losses")
+TEST_CELLS = (
+    "test_numerical_gradient",
+    "test_relative_error",
+    "test_linear_forward",
+    "test_linear_backward_input",
+    "test_linear_backward_weight",
+    "test_linear_backward_bias",
+    "test_relu",
+    "test_sigmoid",
+    "test_softmax_forward",
+    "test_softmax_large_logits",
+    "test_softmax_backward",
+    "test_softmax_jacobian",
+    "test_mse_forward",
+    "test_mse_backward",
+    "test_cross_entropy_forward",
+    "test_cross_entropy_backward",
+    "test_cross_entropy_large_logits",
+)
+
+# More classic mistakes, beyond the planted ones, that must each cost exactly one cell: they
+# exercise the checks' independence rules (a backward graded against the student's own
+# forward, a large-logit check that accepts a stable result that is wrong elsewhere).
+EXTRA_MISTAKES = [
+    PlantedMistake(
+        student="dw-transposed",
+        cell="linear",
+        old='self.grads["weight"] = dy.T @ self.x',
+        new='self.grads["weight"] = self.x.T @ dy',
+        loses=("test_linear_backward_weight",),
+        diagnosis="dW transposed",
+    ),
+    PlantedMistake(
+        student="softmax-over-batch-axis",
+        cell="softmax",
+        old=(
+            "e = np.exp(x - x.max(axis=-1, keepdims=True))\n"
+            "        self.s = e / e.sum(axis=-1, keepdims=True)"
+        ),
+        new=(
+            "e = np.exp(x - x.max(axis=0, keepdims=True))\n"
+            "        self.s = e / e.sum(axis=0, keepdims=True)"
+        ),
+        loses=("test_softmax_forward",),
+        diagnosis="softmax over axis 0",
+    ),
+    PlantedMistake(
+        student="softmax-backward-diagonal",
+        cell="softmax",
+        old="return s * (dy - np.sum(dy * s, axis=-1, keepdims=True))",
+        new="return dy * s * (1 - s)",
+        loses=("test_softmax_backward",),
+        diagnosis="only the diagonal of the Jacobian",
+    ),
+    PlantedMistake(
+        student="ce-log-of-softmax",
+        cell="cross_entropy_loss",
+        old="log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
+        new="log_probs = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True))",
+        loses=("test_cross_entropy_large_logits",),
+        diagnosis="log-sum-exp",
+    ),
+    PlantedMistake(
+        student="ce-summed",
+        cell="cross_entropy_loss",
+        old="self.target].mean())",
+        new="self.target].sum())",
+        loses=("test_cross_entropy_forward",),
+        diagnosis="loss summed instead of averaged",
+    ),
+    PlantedMistake(
+        student="mse-grad-not-divided",
+        cell="mse_loss",
+        old="return 2 * self.diff / self.diff.size",
+        new="return 2 * self.diff",
+        loses=("test_mse_backward",),
+        diagnosis="gradient not divided by the number of elements",
+    ),
+    PlantedMistake(
+        student="one-sided-differences",
+        cell="gradient_check",
+        old="(f_plus - f_minus) / (2 * h)",
+        new="(f_plus - f(x)) / h",
+        loses=("test_numerical_gradient",),
+        diagnosis="one-sided difference",
+    ),
+    PlantedMistake(
+        student="relative-error-zero-over-zero",
+        cell="gradient_check",
+        old="ratio = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)",
+        new="ratio = diff / scale",
+        loses=("test_relative_error",),
+        diagnosis="0 / 0 where both values are 0",
+    ),
+    PlantedMistake(
+        student="relu-in-place",
+        cell="relu",
+        old="return np.where(self.mask, x, 0.0)",
+        new="x[~self.mask] = 0.0\n        return x",
+        loses=("test_relu",),
+        diagnosis="in place",
+    ),
+    PlantedMistake(
+        student="jacobian-diagonal-only",
+        cell="softmax_jacobian",
+        old="np.diag(s) - np.outer(s, s)",
+        new="np.diag(s * (1 - s))",
+        loses=("test_softmax_jacobian",),
+        diagnosis="only the diagonal",
+    ),
+]
+
+
+# Public-check and demo cells of a notebook with a planted mistake may overflow (a diverging
+# training demo): those cells are not graded, and their warnings are not what is tested.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def notebook():
+    return notebooks.load(NOTEBOOK)
+
+
+@pytest.fixture(scope="module")
+def source_results(notebook):
+    return notebooks.run_in_process(notebook)
+
+
+def _released(nb):
+    """The student version: each solution region replaced as nbgrader's ClearSolutions does."""
+    region = re.compile(
+        r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[ \t]*$", re.S | re.M
+    )
+    released = nbformat.from_dict(nb)
+    for cell in released.cells:
+        if notebooks.nbgrader_meta(cell).get("solution"):
+            cell.source, count = region.subn(
+                lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()",
+                cell.source,
+            )
+            assert count >= 1, cell.id
+    return released
+
+
+def _student_namespace(nb) -> dict:
+    """The setup and solution cells executed as a student's kernel would (no test cells)."""
+    namespace: dict = {"__name__": "__main__"}
+    for index, cell in enumerate(nb.cells):
+        meta = notebooks.nbgrader_meta(cell)
+        if cell.cell_type == "code" and (meta.get("solution") or cell.id == "setup"):
+            _exec_as_cell(cell.source, f"a2-{index}", namespace)
+    return namespace
+
+
+def _exec_as_cell(source: str, name: str, namespace: dict) -> dict:
+    # Named like an IPython cell, so the checks treat it as student code and quote its lines.
+    filename = f"<ipython-input-{name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace
+
+
+# ---------------------------------------------------------------------------------------------
+# The source notebook
+# ---------------------------------------------------------------------------------------------
+
+
+def test_source_notebook_earns_full_marks(notebook, source_results):
+    assert tuple(source_results) == TEST_CELLS
+    failed = {k: r.output for k, r in source_results.items() if not r.passed}
+    assert not failed
+    for result in source_results.values():
+        assert result.output.startswith("\N{CHECK MARK}"), result.output
+    assert sum(notebooks.points(notebook).values()) == 23
+
+
+def test_graded_cells_write_nothing_to_stderr(notebook):
+    # nbgrader scores a cell with anything on stderr as zero: the checks must stay silent,
+    # also for a sigmoid whose exp overflows (a RuntimeWarning inside the student's code).
+    namespace = _student_namespace(notebook)
+    naive = _exec_as_cell(
+        "class NaiveSigmoid(Sigmoid):\n"
+        "    def forward(self, x):\n"
+        "        self.s = 1 / (1 + np.exp(-x))\n"
+        "        return self.s\n",
+        "naive-sigmoid",
+        dict(namespace),
+    )
+    calls = [
+        (getattr(checks, name), namespace[arg])
+        for name, arg in [
+            ("numerical_gradient", "numerical_gradient"),
+            ("relative_error", "relative_error"),
+            ("linear_forward", "Linear"),
+            ("linear_backward_input", "Linear"),
+            ("linear_backward_weight", "Linear"),
+            ("linear_backward_bias", "Linear"),
+            ("relu", "ReLU"),
+            ("sigmoid", "Sigmoid"),
+            ("softmax_forward", "Softmax"),
+            ("softmax_large_logits", "Softmax"),
+            ("softmax_backward", "Softmax"),
+            ("softmax_jacobian", "softmax_jacobian"),
+            ("mse_forward", "MSELoss"),
+            ("mse_backward", "MSELoss"),
+            ("cross_entropy_forward", "CrossEntropyLoss"),
+            ("cross_entropy_backward", "CrossEntropyLoss"),
+            ("cross_entropy_large_logits", "CrossEntropyLoss"),
+        ]
+    ]
+    calls.append((checks.sigmoid, naive["NaiveSigmoid"]))
+    for check, student in calls:
+        out, err = io.StringIO(), io.StringIO()
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            # pytest records warnings itself: "always" makes any that escape show up here.
+            warnings.simplefilter("always")
+            check(student)
+        assert err.getvalue() == "", (check.__name__, err.getvalue())
+        assert [str(w.message) for w in caught] == [], check.__name__
+        assert out.getvalue().count("\n") == 1, out.getvalue()
+
+
+def test_notebook_follows_the_authoring_conventions(notebook):
+    assert [p.name for p in FOLDER.iterdir()] == [NOTEBOOK.name]
+    nbformat.validate(notebook)
+    assert (notebook.nbformat, notebook.nbformat_minor) == (4, 5)
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    ids = [cell.id for cell in notebook.cells]
+    assert len(set(ids)) == len(ids)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code_cells[0].id == "setup"
+    called = []
+    for cell in notebook.cells:
+        meta = notebooks.nbgrader_meta(cell)
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", cell.id)
+        assert meta["schema_version"] == 3 and meta["task"] is False
+        assert meta["grade_id"] == cell.id
+        if cell.cell_type != "code":
+            assert meta["locked"] and not meta["grade"] and not meta["solution"]
+            continue
+        assert cell.outputs == [] and cell.execution_count is None, cell.id
+        assert not re.search(r"^\s*[%!]", cell.source, re.M), f"IPython magic in {cell.id}"
+        if meta["grade"]:
+            assert meta["locked"] and not meta["solution"], cell.id
+            assert isinstance(meta["points"], int) and meta["points"] > 0, cell.id
+            lines = cell.source.splitlines()
+            # The comment, the markers, the import and one call (the blank line is ruff's).
+            assert cell.id.startswith("test_") and len(lines) == 6, cell.id
+            assert lines[0].startswith("# Graded: ") and lines[0].endswith("(hidden tests).")
+            assert lines[1] == notebooks.HIDDEN_BEGIN and lines[5] == notebooks.HIDDEN_END
+            assert lines[2:4] == ["from grader.checks import a2_fc_losses as checks", ""]
+            match = re.fullmatch(r"checks\.(\w+)\(\w+\)", lines[4])
+            assert match, lines[3]
+            called.append(match.group(1))
+        else:
+            assert "torch" not in cell.source and "grader" not in cell.source, cell.id
+            if meta["solution"]:
+                assert not meta["locked"], cell.id
+                begins = cell.source.count("### BEGIN SOLUTION")
+                assert begins >= 1 and begins == cell.source.count("### END SOLUTION")
+            else:
+                assert meta["locked"], cell.id
+    assert sorted(called) == sorted(checks.__all__), "one test cell per check"
+    assert tuple(notebooks.points(notebook)) == TEST_CELLS
+
+
+# ---------------------------------------------------------------------------------------------
+# Planted mistakes: each costs exactly its cells, with the diagnosis
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mistake", MISTAKES + EXTRA_MISTAKES, ids=lambda m: m.student)
+def test_mistake_costs_exactly_its_cells(notebook, mistake):
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", mistake.student)
+    results = notebooks.run_in_process(notebooks.with_mistake(notebook, mistake))
+    failed = tuple(k for k, r in results.items() if not r.passed)
+    assert failed == mistake.loses, {k: results[k].output for k in failed}
+    first = results[mistake.loses[0]].output
+    assert first.startswith("GradingFailure: "), first
+    assert mistake.diagnosis in first, first
+
+
+def test_the_planted_list_covers_the_required_mistakes():
+    required = {
+        "linear-transposed-weight": ("test_linear_forward",),
+        "softmax-overflow": ("test_softmax_large_logits",),
+        "loss-summed": ("test_mse_forward",),
+        "linear-dbias-wrong-axis": ("test_linear_backward_bias",),
+    }
+    planted = {m.student: m.loses for m in MISTAKES}
+    assert {k: planted.get(k) for k in required} == required
+    assert len(planted) == len(MISTAKES)
+
+
+def test_stable_but_wrong_results_pass_the_large_logit_cells_with_a_note(notebook):
+    # ce-grad-not-divided: the gradient is N times too large everywhere, but stable.
+    mistake = next(m for m in MISTAKES if m.student == "ce-grad-not-divided")
+    results = notebooks.run_in_process(notebooks.with_mistake(notebook, mistake))
+    large = results["test_cross_entropy_large_logits"]
+    assert large.passed and "stable: it equals your result" in large.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Delegation and unwritten parts
+# ---------------------------------------------------------------------------------------------
+
+_SKELETON = """
+import numpy as np
+
+class DelegatingLinear:
+    def __init__(self, in_features, out_features, bias=True):
+        self.params = {{"weight": np.zeros((out_features, in_features))}}
+        if bias:
+            self.params["bias"] = np.zeros(out_features)
+        self.grads = {{}}
+
+    def forward(self, x):
+{body}
+"""
+
+_ALIAS = """
+from torch import from_numpy as to_tensor
+from torch.nn.functional import linear as fully_connected
+""" + _SKELETON.format(
+    body="""        bias = self.params.get("bias")
+        bias = None if bias is None else to_tensor(bias)
+        return fully_connected(to_tensor(x), to_tensor(self.params["weight"]), bias).numpy()"""
+)
+
+_IMPORT_INSIDE = _SKELETON.format(
+    body="""        import torch
+
+        bias = self.params.get("bias")
+        bias = None if bias is None else torch.tensor(bias)
+        weight = torch.tensor(self.params["weight"])
+        return torch.nn.functional.linear(torch.tensor(x), weight, bias).numpy()"""
+)
+
+
+@pytest.mark.parametrize("source", [_ALIAS, _IMPORT_INSIDE], ids=["alias", "import-inside"])
+def test_linear_delegating_to_torch_earns_nothing(source):
+    namespace = _exec_as_cell(source, "delegating-linear", {"__name__": "__main__"})
+    with pytest.raises(GradingFailure) as failure:
+        checks.linear_forward(namespace["DelegatingLinear"])
+    message = str(failure.value)
+    assert "Linear.forward called torch" in message
+    assert "earns no points" in message
+    assert "in forward(), line" in message
+
+
+def test_numerical_gradient_delegating_to_cvcourse_earns_nothing():
+    source = (
+        "from cvcourse.gradcheck import numerical_gradient as library_gradient\n"
+        "def numerical_gradient(f, x, h=1e-5):\n"
+        "    return library_gradient(f, x, h=h)\n"
+    )
+    namespace = _exec_as_cell(source, "delegating-gradient", {"__name__": "__main__"})
+    with pytest.raises(GradingFailure, match="called cvcourse.gradcheck"):
+        checks.numerical_gradient(namespace["numerical_gradient"])
+
+
+def test_every_check_fails_cleanly_on_the_released_stubs(notebook):
+    results = notebooks.run_in_process(_released(notebook))
+    assert tuple(results) == TEST_CELLS
+    for grade_id, result in results.items():
+        assert not result.passed, grade_id
+        first_line = result.output.splitlines()[0]
+        assert first_line.startswith("GradingFailure: "), (grade_id, result.output)
+        assert "is not implemented yet (it raises NotImplementedError)" in first_line
+        assert "case: " in result.output and "raise NotImplementedError()" in result.output
+
+
+def test_wrong_shapes_and_missing_returns_are_named():
+    source = """
+import numpy as np
+
+class ForgetfulSoftmax:
+    def __init__(self):
+        self.params, self.grads = {}, {}
+
+    def forward(self, x):
+        np.exp(x)
+
+
+class StoredInOut:
+    def __init__(self, in_features, out_features, bias=True):
+        self.params = {"weight": np.zeros((in_features, out_features))}
+        self.params["bias"] = np.zeros(out_features)
+        self.grads = {}
+
+    def forward(self, x):
+        return x @ self.params["weight"] + self.params["bias"]
+
+
+class PerSampleLoss:
+    def forward(self, pred, target):
+        return np.mean((pred - target) ** 2, axis=-1)
+"""
+    namespace = _exec_as_cell(source, "shapes", {"__name__": "__main__"})
+    with pytest.raises(GradingFailure, match="forget to return"):
+        checks.softmax_forward(namespace["ForgetfulSoftmax"])
+    with pytest.raises(GradingFailure, match="weight stored as \\(in_features, out_features\\)"):
+        checks.linear_forward(namespace["StoredInOut"])
+    with pytest.raises(GradingFailure, match="expected one number"):
+        checks.mse_forward(namespace["PerSampleLoss"])
+
+
+def test_finite_difference_note_tells_shared_from_backward_mistakes():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    dy = np.ones_like(x)
+    shared = checks.finite_difference_note(lambda v: 2 * v, x, dy, 2 * dy, "dx")
+    wrong = checks.finite_difference_note(lambda v: 2 * v, x, dy, 3 * dy, "dx")
+    assert "forward and backward share the mistake" in shared
+    assert "also disagrees" in wrong
