@@ -71,9 +71,7 @@ CLASS = {
     "george": (None, {"test_double": 2, "test_triple": 1}),
     # Asks for 8 GiB: MemoryError under the kernel's limit, zero for that part only.
     "harry": (
-        _solution_with(
-            triple_impl="_hog = np.ones(2**30)\ndef triple(x):\n    return 3 * x"
-        ),
+        _solution_with(triple_impl="_hog = np.ones(2**30)\ndef triple(x):\n    return 3 * x"),
         {"test_double": 2, "test_triple": 0},
     ),
     "ivy": (_solution_with(), {"test_double": 2, "test_triple": 1}),
