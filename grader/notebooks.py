@@ -50,6 +50,9 @@ def test_cells(nb) -> list:
     return [cell for cell in nb.cells if is_test_cell(cell)]
 
 
+test_cells.__test__ = False  # a helper, not a pytest test, when a test module imports it
+
+
 def points(nb) -> dict[str, float]:
     """``grade_id -> points`` of every autograded test cell, in notebook order."""
     return {grade_id(c): float(nbgrader_meta(c).get("points", 0)) for c in test_cells(nb)}
