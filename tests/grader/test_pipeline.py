@@ -1,6 +1,6 @@
 """The TA pipeline end to end, through the real ``cvgrade`` command and real nbgrader.
 
-A class of nine on the tiny course (``tiny_course.py``: ``double`` 2 points, ``triple``
+A class of ten on the tiny course (``tiny_course.py``: ``double`` 2 points, ``triple``
 1 point) arrives as a Canvas-style zip; each student breaks the grader in a different way.
 ``cvgrade run`` grades them with two workers; the tests then read the gradebook, the CSV,
 the feedback and the notes, and re-run grading with one worker to check it gives the same.
@@ -62,6 +62,10 @@ CLASS = {
         {"test_double": 2, "test_triple": 0},
     ),
     "erin": (b"{this is not json", {"test_double": 0, "test_triple": 0}),
+    "jack": (
+        b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+        {"test_double": 0, "test_triple": 0},
+    ),
     # Rewrites the test cell to define triple itself: nbgrader restores the cell.
     "frank": (
         _solution_with(triple_impl=STUB.format("triple"), test_triple="triple = lambda x: 3 * x"),
@@ -155,6 +159,7 @@ def test_notes_report_each_way_a_submission_broke_the_grader(graded):
     assert any("timeout" in n for n in notes["dave"])
     assert any("not valid JSON" in n for n in notes["erin"])
     assert (root / "submitted" / "erin" / "tiny" / "tiny.ipynb.unreadable").exists()
+    assert any("no list of cells" in n for n in notes["jack"])
     assert any("test_triple was modified" in n for n in notes["frank"])
     assert any("test_double was deleted" in n for n in notes["george"])
     assert any("out of memory" in n for n in notes["harry"])
