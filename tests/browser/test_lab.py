@@ -112,21 +112,38 @@ def browser():
 def _open(browser, lab, path: str):
     base, token = lab
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{base}/lab/tree/{path}?token={token}")
+    # A workspace of its own per page, reset: no tab from an earlier test is restored.
+    workspace = Path(path).stem.replace("_", "-")
+    page.goto(f"{base}/lab/workspaces/{workspace}/tree/{path}?reset&token={token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
     # The kernel is ready when the toolbar's status says idle.
     page.wait_for_selector(".jp-NotebookPanel [data-status='idle']", timeout=90_000)
     return page
 
 
-def _run_all(page, timeout_s: float = 120) -> None:
-    page.click(".lm-MenuBar-item:has-text('Run')")
-    page.click(".lm-Menu-item:has-text('Run All Cells')")
+def _prompts(page) -> list[str]:
+    return [p.strip() for p in page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()]
+
+
+def _run_all(page, timeout_s: float = 180) -> None:
+    # A Run All sent while the kernel is still connecting is dropped silently: send it again
+    # until some cell shows that it ran or is running.
+    for _attempt in range(4):
+        page.click(".lm-MenuBar-item:has-text('Run')")
+        page.click(".lm-Menu-item:has-text('Run All Cells')")
+        started = time.monotonic()
+        while time.monotonic() - started < 15:
+            if any(p not in ("[ ]:", "") for p in _prompts(page)):
+                break
+            time.sleep(0.5)
+        else:
+            continue
+        break
     # Every code cell has an execution count once the run is over ("[ ]:" before, "[*]:" busy).
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
-        if prompts and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts):
+        prompts = _prompts(page)
+        if prompts and all(p not in ("[ ]:", "[*]:", "") for p in prompts):
             return
         time.sleep(1)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
