@@ -128,6 +128,9 @@ def run_in_process(nb, workdir: str | os.PathLike | None = None) -> dict[str, Ce
                 results[grade_id(code_cell)] = CellResult(grade_id(code_cell), ok, output)
     finally:
         os.chdir(previous)
+        import matplotlib.pyplot as plt
+
+        plt.close("all")  # figures the cells made with pyplot would otherwise pile up
     return results
 
 
