@@ -13,6 +13,12 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(destination, suffix: str | None = None):
     """Yield a temporary path beside ``destination``; rename it into place on success.
@@ -32,6 +38,10 @@ def atomic_path(destination, suffix: str | None = None):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp creates the file for its owner only (0o600); give the result the mode a
+        # plain open() would (0o666 less the umask), so that released notebooks, grades and
+        # reports can be read by whoever the course shares them with.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

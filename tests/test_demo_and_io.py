@@ -1,5 +1,7 @@
 """The showcase runs end to end, files are written atomically, and cvcourse never needs torch."""
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -44,6 +46,20 @@ def test_atomic_path_replaces_the_destination_only_on_success(tmp_path):
         raise RuntimeError("crash midway")
     assert target.read_text() == "first", "a failed write must leave the old file intact"
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.txt"]
+
+
+def test_atomic_path_gives_the_file_the_mode_a_plain_open_would(tmp_path):
+    # A released notebook or a grades file must be readable by the people it is shared with.
+    previous = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "grades.csv") as tmp:
+            tmp.write_text("student,total\n")
+        with open(tmp_path / "plain.csv", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE((tmp_path / "grades.csv").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.csv").stat().st_mode) == 0o644
 
 
 def test_importing_cvcourse_does_not_import_torch():
