@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from grader.autograde import autograde
-from grader.cli import _quiet_nbgrader, release
+from grader.cli import quiet_nbgrader, release
 from grader.simulate import submit_class
 from grader.term import REPO, scratch_course
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("assignments", nargs="*")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench-grading")
     args = parser.parse_args(argv)
-    _quiet_nbgrader()
+    quiet_nbgrader()
     course = scratch_course(args.out)
     assignments = args.assignments or course.assignments()
     release(course, assignments)

@@ -23,7 +23,8 @@ from pathlib import Path
 from grader.course import Course, CourseError
 
 
-def _quiet_nbgrader() -> None:
+def quiet_nbgrader() -> None:
+    """Silence nbgrader's internal SQLAlchemy warnings for this process."""
     # nbgrader's SQLAlchemy use emits SAWarnings about its own session handling; they say
     # nothing to a TA and would bury the progress bars.
     try:
@@ -60,7 +61,8 @@ def feedback(course: Course, assignment: str) -> Path:
     return folder
 
 
-def _notes(course: Course) -> dict[tuple[str, str], list[str]]:
+def notes_by_submission(course: Course) -> dict[tuple[str, str], list[str]]:
+    """``(assignment, student) -> notes`` from every saved grading record of the course."""
     from grader.autograde import GradingRecord
 
     notes = {}
@@ -83,7 +85,8 @@ def report(course: Course, out: Path | None = None) -> Path:
     from grader.gradebook import cell_scores
     from grader.report import write_report
 
-    path = write_report(cell_scores(course), _notes(course), out or course.root / "reports")
+    out = out or course.root / "reports"
+    path = write_report(cell_scores(course), notes_by_submission(course), out)
     print(f"report -> {path}")
     return path
 
@@ -167,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_nbgrader()
+    quiet_nbgrader()
     try:
         course = Course.find(args.course)
         if args.command == "release":

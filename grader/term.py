@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.autograde import autograde
-from grader.cli import _notes, _quiet_nbgrader, feedback, release
+from grader.cli import feedback, notes_by_submission, quiet_nbgrader, release
 from grader.course import Course
 from grader.gradebook import cell_scores
 from grader.simulate import SimulatedStudent, submit_class
@@ -103,7 +103,7 @@ def run_term(out: Path, assignments: list[str] | None = None, jobs: int = 2) -> 
 
     scores = cell_scores(course, assignments)
     grades = write_grades_csv(scores, out / "grades.csv")
-    report = write_report(scores, _notes(course), out / "report")
+    report = write_report(scores, notes_by_submission(course), out / "report")
     for assignment in assignments:
         print(f"\n== {assignment} ==")
         print(part_table(scores, assignment))
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "term")
     args = parser.parse_args(argv)
-    _quiet_nbgrader()
+    quiet_nbgrader()
     findings = run_term(args.out, args.assignments or None, args.jobs)
     if findings:
         print(f"\n{len(findings)} simulated submissions were NOT graded as expected:")
