@@ -153,6 +153,10 @@ def autograde(
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if timeout is not None and timeout < 1:
         raise ValueError(f"timeout must be at least 1 second, got {timeout}")
+    if memory_mb is not None and memory_mb < 512:
+        raise ValueError(
+            f"memory_mb must be at least 512 (a kernel with torch needs it), got {memory_mb}"
+        )
     students = course.students(assignment) if students is None else list(students)
     missing = [s for s in students if not course.step_dir("submitted", s, assignment).is_dir()]
     if missing:

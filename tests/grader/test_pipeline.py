@@ -216,6 +216,13 @@ def test_cvgrade_explains_a_bad_course_or_assignment(tmp_path):
     )
     assert run.returncode == 2 and "no nbgrader_config.py" in run.stderr
     root = make_tiny_course(tmp_path / "c")
+    for option, value in (("--jobs", "0"), ("--timeout", "0"), ("--memory-mb", "100")):
+        run = subprocess.run(
+            [*CVGRADE, "--course", str(root), "autograde", "tiny", option, value],
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 2 and "must be at least" in run.stderr, (option, run.stderr)
     run = subprocess.run(
         [*CVGRADE, "--course", str(root), "autograde", "nope"], capture_output=True, text=True
     )
