@@ -4,7 +4,7 @@ Everything runs in this process (``grader.notebooks.run_in_process``), not throu
 (``test_course_notebooks.py`` does that for every assignment at once):
 
 - the source notebook runs top to bottom, every cell (public checks and demos too) without
-  an error, earns every graded cell, and follows docs/authoring.md;
+  an error, and earns every graded cell;
 - each planted mistake loses exactly its cells, and the first one names the mistake;
 - a part that delegates (torch through an alias or an import inside the function,
   cvcourse.kernels.im2col, NumPy's sliding_window_view where as_strided is asked for) loses
@@ -12,14 +12,12 @@ Everything runs in this process (``grader.notebooks.run_in_process``), not throu
 - the released notebook (every solution body a NotImplementedError) earns nothing, and each
   check fails cleanly on a stub.
 
-``convention_problems`` and ``released`` are shared with ``test_a4_train_cnn.py``.
+The authoring rules and the release as nbgrader makes it are checked for every assignment in
+``test_course_notebooks.py``; the helpers are in ``assignment_tools.py``.
 """
 
 from __future__ import annotations
 
-import copy
-import linecache
-import re
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,13 @@ from grader import notebooks
 from grader.checks import a1_numpy as checks
 from grader.checks.harness import GradingFailure
 from grader.planted import a1_numpy as planted
+from tests.grader.assignment_tools import (
+    DELEGATION,
+    every_cell_graded,
+    exec_as_cell,
+    failed,
+    released,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "course" / "assignments" / "a1_numpy" / "numpy_warmup.ipynb"
@@ -42,111 +47,6 @@ POINTS = {
     "test_im2col": 2,
     "test_conv_as_matmul": 1,
 }
-DELEGATION = "graded parts must be computed by your own NumPy code"
-SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?### END SOLUTION[^\n]*", re.M | re.S)
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
-TORCH_IMPORT = re.compile(r"^\s*(import|from)\s+torch\b", re.M)
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers shared with test_a4_train_cnn.py
-# ---------------------------------------------------------------------------------------------
-
-
-def convention_problems(nb, check_module: str) -> list[str]:
-    """Every way ``nb`` departs from docs/authoring.md (an empty list if it follows it)."""
-    problems = []
-    if (nb.nbformat, nb.nbformat_minor) < (4, 5):
-        problems.append(f"nbformat {nb.nbformat}.{nb.nbformat_minor}, expected 4.5")
-    if nb.metadata.get("kernelspec", {}).get("name") != "python3":
-        problems.append("kernelspec is not python3")
-    ids = [c.get("id") for c in nb.cells]
-    if len(set(ids)) != len(ids) or not all(i and CELL_ID.match(i) for i in ids):
-        problems.append(f"cell ids missing, malformed or repeated: {ids}")
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    if not code or code[0].id != "setup":
-        problems.append("the first code cell is not the setup cell")
-    for c in nb.cells:
-        meta = notebooks.nbgrader_meta(c)
-        where = f"cell {c.get('id')}"
-        if c.cell_type == "markdown":
-            if meta:
-                problems.append(f"{where}: a markdown cell with nbgrader metadata")
-            if any(marker in c.source for marker in MARKERS):
-                # nbgrader would treat the line as a delimiter and fail to release.
-                problems.append(f"{where}: a markdown cell names an nbgrader marker")
-            continue
-        if c.outputs or c.execution_count is not None:
-            problems.append(f"{where} has outputs")
-        if any(ln.lstrip().startswith(("%", "!")) for ln in c.source.splitlines()):
-            problems.append(f"{where} uses an IPython magic")
-        if meta.get("schema_version") != 3 or meta.get("task") is not False:
-            problems.append(f"{where}: nbgrader metadata without schema 3 / task false")
-        if meta.get("grade_id") != c.id:
-            problems.append(f"{where}: grade_id {meta.get('grade_id')!r} differs from the id")
-        if any(marker in c.source for marker in MARKERS) and not (
-            meta.get("solution") or meta.get("grade")
-        ):
-            problems.append(f"{where} mentions an nbgrader marker outside its place")
-        if TORCH_IMPORT.search(HIDDEN.sub("", c.source)):
-            problems.append(f"{where} imports torch outside hidden tests")
-        if meta.get("solution"):
-            regions = SOLUTION_REGION.findall(c.source)
-            if meta.get("grade") or meta.get("locked") or not regions:
-                problems.append(f"{where}: a solution cell must be ungraded, unlocked, marked")
-        elif meta.get("grade"):
-            lines = c.source.splitlines()
-            calls = [ln for ln in lines if ln.startswith("checks.")]
-            ok = (
-                meta.get("locked") is True
-                and isinstance(meta.get("points"), int)
-                and meta["points"] > 0
-                and c.id.startswith("test_")
-                and lines[0].startswith("# Graded: ")
-                and lines[1] == "### BEGIN HIDDEN TESTS"
-                and lines[2] == f"from grader.checks import {check_module} as checks"
-                and lines[-1] == "### END HIDDEN TESTS"
-                and len(calls) == 1
-            )
-            if not ok:
-                problems.append(f"{where}: not a graded cell as authoring.md describes it")
-        elif not meta.get("locked") or "BEGIN SOLUTION" in c.source:
-            problems.append(f"{where}: setup and public-check cells must be locked")
-    return problems
-
-
-def released(nb):
-    """``nb`` as nbgrader releases it: nbgrader's own ClearSolutions (every solution region
-    becomes ``raise NotImplementedError()``); hidden tests stay, as autograding restores them.
-    """
-    from nbgrader.preprocessors import ClearSolutions
-
-    out, _ = ClearSolutions().preprocess(copy.deepcopy(nb), {})
-    return out
-
-
-def every_cell_graded(nb):
-    """A copy whose every code cell ``run_in_process`` reports on (by its cell id)."""
-    marked = copy.deepcopy(nb)
-    for c in marked.cells:
-        if c.cell_type == "code" and not notebooks.is_test_cell(c):
-            c.metadata["nbgrader"] = {"grade": True, "grade_id": c.id, "solution": False}
-    return marked
-
-
-def student_code(source: str, name: str) -> dict:
-    """Run ``source`` as a notebook cell would be (so the checks quote its lines)."""
-    filename = f"<ipython-input-{name}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"__name__": "__main__"}
-    exec(compile(source, filename, "exec"), namespace)
-    return namespace
-
-
-def failed(results) -> set[str]:
-    return {grade_id for grade_id, result in results.items() if not result.passed}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,20 +71,6 @@ def test_the_source_notebook_runs_clean_and_earns_every_point(nb, source_run):
         assert source_run[grade_id].output.startswith("\N{CHECK MARK}"), grade_id
     assert notebooks.points(nb) == POINTS
     assert sum(POINTS.values()) == 12
-
-
-def test_the_notebook_follows_the_authoring_rules(nb):
-    assert convention_problems(nb, "a1_numpy") == []
-
-
-def test_no_solution_line_survives_the_release(nb):
-    text = "\n".join(c.source for c in released(nb).cells)
-    for c in nb.cells:
-        for match in SOLUTION_REGION.finditer(c.source):
-            for line in match.group(0).splitlines()[1:-1]:
-                code = line.strip()
-                if len(code) > 25 and not code.startswith("#"):
-                    assert code not in text, code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,7 +141,7 @@ DELEGATING = {
 @pytest.mark.parametrize("name", sorted(DELEGATING))
 def test_a_delegating_part_earns_nothing_and_is_told_why(name):
     check, source, target = DELEGATING[name]
-    function = student_code(source, f"delegate-{name}")[name]
+    function = exec_as_cell(source, f"delegate-{name}")[name]
     with pytest.raises(GradingFailure) as failure:
         check(function)
     message = str(failure.value)

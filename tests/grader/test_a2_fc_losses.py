@@ -1,19 +1,19 @@
 """Assignment 2 (fully connected layers and losses): notebook, hidden checks, planted mistakes.
 
 Everything runs in this process (``grader.notebooks.run_in_process``), not through nbgrader:
-the verdict of each graded cell is what the checks print or raise.
+the verdict of each graded cell is what the checks print or raise. The authoring rules and
+the release as nbgrader makes it are checked for every assignment in
+``test_course_notebooks.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import linecache
 import re
 import warnings
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -21,6 +21,7 @@ from grader import notebooks
 from grader.checks import a2_fc_losses as checks
 from grader.checks.harness import GradingFailure
 from grader.planted import PlantedMistake, mistakes_for
+from tests.grader.assignment_tools import exec_as_cell, released
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "course" / "assignments" / "a2_fc_losses"
@@ -154,37 +155,13 @@ def source_results(notebook):
     return notebooks.run_in_process(notebook)
 
 
-def _released(nb):
-    """The student version: each solution region replaced as nbgrader's ClearSolutions does."""
-    region = re.compile(
-        r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION[ \t]*$", re.S | re.M
-    )
-    released = nbformat.from_dict(nb)
-    for cell in released.cells:
-        if notebooks.nbgrader_meta(cell).get("solution"):
-            cell.source, count = region.subn(
-                lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}raise NotImplementedError()",
-                cell.source,
-            )
-            assert count >= 1, cell.id
-    return released
-
-
 def _student_namespace(nb) -> dict:
     """The setup and solution cells executed as a student's kernel would (no test cells)."""
     namespace: dict = {"__name__": "__main__"}
     for index, cell in enumerate(nb.cells):
         meta = notebooks.nbgrader_meta(cell)
         if cell.cell_type == "code" and (meta.get("solution") or cell.id == "setup"):
-            _exec_as_cell(cell.source, f"a2-{index}", namespace)
-    return namespace
-
-
-def _exec_as_cell(source: str, name: str, namespace: dict) -> dict:
-    # Named like an IPython cell, so the checks treat it as student code and quote its lines.
-    filename = f"<ipython-input-{name}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), namespace)
+            exec_as_cell(cell.source, f"a2-{index}", namespace)
     return namespace
 
 
@@ -199,6 +176,7 @@ def test_source_notebook_earns_full_marks(notebook, source_results):
     assert not failed
     for result in source_results.values():
         assert result.output.startswith("\N{CHECK MARK}"), result.output
+    assert tuple(notebooks.points(notebook)) == TEST_CELLS
     assert sum(notebooks.points(notebook).values()) == 23
 
 
@@ -206,7 +184,7 @@ def test_graded_cells_write_nothing_to_stderr(notebook):
     # nbgrader scores a cell with anything on stderr as zero: the checks must stay silent,
     # also for a sigmoid whose exp overflows (a RuntimeWarning inside the student's code).
     namespace = _student_namespace(notebook)
-    naive = _exec_as_cell(
+    naive = exec_as_cell(
         "class NaiveSigmoid(Sigmoid):\n"
         "    def forward(self, x):\n"
         "        self.s = 1 / (1 + np.exp(-x))\n"
@@ -250,50 +228,6 @@ def test_graded_cells_write_nothing_to_stderr(notebook):
         assert err.getvalue() == "", (check.__name__, err.getvalue())
         assert [str(w.message) for w in caught] == [], check.__name__
         assert out.getvalue().count("\n") == 1, out.getvalue()
-
-
-def test_notebook_follows_the_authoring_conventions(notebook):
-    assert [p.name for p in FOLDER.iterdir()] == [NOTEBOOK.name]
-    nbformat.validate(notebook)
-    assert (notebook.nbformat, notebook.nbformat_minor) == (4, 5)
-    assert notebook.metadata["kernelspec"]["name"] == "python3"
-    ids = [cell.id for cell in notebook.cells]
-    assert len(set(ids)) == len(ids)
-    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert code_cells[0].id == "setup"
-    called = []
-    for cell in notebook.cells:
-        meta = notebooks.nbgrader_meta(cell)
-        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", cell.id)
-        assert meta["schema_version"] == 3 and meta["task"] is False
-        assert meta["grade_id"] == cell.id
-        if cell.cell_type != "code":
-            assert meta["locked"] and not meta["grade"] and not meta["solution"]
-            continue
-        assert cell.outputs == [] and cell.execution_count is None, cell.id
-        assert not re.search(r"^\s*[%!]", cell.source, re.M), f"IPython magic in {cell.id}"
-        if meta["grade"]:
-            assert meta["locked"] and not meta["solution"], cell.id
-            assert isinstance(meta["points"], int) and meta["points"] > 0, cell.id
-            lines = cell.source.splitlines()
-            # The comment, the markers, the import and one call (the blank line is ruff's).
-            assert cell.id.startswith("test_") and len(lines) == 6, cell.id
-            assert lines[0].startswith("# Graded: ") and lines[0].endswith("(hidden tests).")
-            assert lines[1] == notebooks.HIDDEN_BEGIN and lines[5] == notebooks.HIDDEN_END
-            assert lines[2:4] == ["from grader.checks import a2_fc_losses as checks", ""]
-            match = re.fullmatch(r"checks\.(\w+)\(\w+\)", lines[4])
-            assert match, lines[3]
-            called.append(match.group(1))
-        else:
-            assert "torch" not in cell.source and "grader" not in cell.source, cell.id
-            if meta["solution"]:
-                assert not meta["locked"], cell.id
-                begins = cell.source.count("### BEGIN SOLUTION")
-                assert begins >= 1 and begins == cell.source.count("### END SOLUTION")
-            else:
-                assert meta["locked"], cell.id
-    assert sorted(called) == sorted(checks.__all__), "one test cell per check"
-    assert tuple(notebooks.points(notebook)) == TEST_CELLS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,7 +305,7 @@ _IMPORT_INSIDE = _SKELETON.format(
 
 @pytest.mark.parametrize("source", [_ALIAS, _IMPORT_INSIDE], ids=["alias", "import-inside"])
 def test_linear_delegating_to_torch_earns_nothing(source):
-    namespace = _exec_as_cell(source, "delegating-linear", {"__name__": "__main__"})
+    namespace = exec_as_cell(source, "delegating-linear", {"__name__": "__main__"})
     with pytest.raises(GradingFailure) as failure:
         checks.linear_forward(namespace["DelegatingLinear"])
     message = str(failure.value)
@@ -386,13 +320,13 @@ def test_numerical_gradient_delegating_to_cvcourse_earns_nothing():
         "def numerical_gradient(f, x, h=1e-5):\n"
         "    return library_gradient(f, x, h=h)\n"
     )
-    namespace = _exec_as_cell(source, "delegating-gradient", {"__name__": "__main__"})
+    namespace = exec_as_cell(source, "delegating-gradient", {"__name__": "__main__"})
     with pytest.raises(GradingFailure, match="called cvcourse.gradcheck"):
         checks.numerical_gradient(namespace["numerical_gradient"])
 
 
 def test_every_check_fails_cleanly_on_the_released_stubs(notebook):
-    results = notebooks.run_in_process(_released(notebook))
+    results = notebooks.run_in_process(released(notebook))
     assert tuple(results) == TEST_CELLS
     for grade_id, result in results.items():
         assert not result.passed, grade_id
@@ -428,7 +362,7 @@ class PerSampleLoss:
     def forward(self, pred, target):
         return np.mean((pred - target) ** 2, axis=-1)
 """
-    namespace = _exec_as_cell(source, "shapes", {"__name__": "__main__"})
+    namespace = exec_as_cell(source, "shapes", {"__name__": "__main__"})
     with pytest.raises(GradingFailure, match="forget to return"):
         checks.softmax_forward(namespace["ForgetfulSoftmax"])
     with pytest.raises(GradingFailure, match="weight stored as \\(in_features, out_features\\)"):

@@ -4,7 +4,8 @@ Everything runs in this process (``grader.notebooks.run_in_process``), not throu
 (``test_course_notebooks.py`` does that for every assignment at once):
 
 - the source notebook runs top to bottom, every cell (public checks and demos too) without
-  an error, and earns every graded cell; its cells follow docs/authoring.md;
+  an error, and earns every graded cell (the authoring rules and nbgrader's own release
+  are checked for every assignment in ``test_course_notebooks.py``);
 - each planted mistake loses exactly its cells, and the first one names the mistake;
 - a forward that delegates to torch (an alias, an import inside forward) or to
   cvcourse.kernels loses the forward cell and is told why;
@@ -16,7 +17,6 @@ Everything runs in this process (``grader.notebooks.run_in_process``), not throu
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import pytest
 from grader import notebooks
 from grader.checks import a3_conv_pool as checks
 from grader.planted import a3_conv_pool as planted
+from tests.grader.assignment_tools import DELEGATION, every_cell_graded, released
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "course" / "assignments" / "a3_conv_pool" / "conv_pool.ipynb"
@@ -43,23 +44,11 @@ POINTS = {
     "test_avgpool_forward": 1,
     "test_avgpool_backward": 2,
 }
-SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n.*?### END SOLUTION[^\n]*", re.M | re.S)
-CHECK_CALL = re.compile(r"^checks\.(\w+)\((\w+)\)$", re.M)
-DELEGATION = "graded parts must be computed by your own NumPy code"
 
 
 @pytest.fixture(scope="module")
 def nb():
     return notebooks.load(NOTEBOOK)
-
-
-def _every_cell_graded(nb):
-    """A copy whose every code cell run_in_process reports on (by its cell id)."""
-    marked = copy.deepcopy(nb)
-    for c in marked.cells:
-        if c.cell_type == "code" and not notebooks.is_test_cell(c):
-            c.metadata["nbgrader"] = {"grade": True, "grade_id": c.id, "solution": False}
-    return marked
 
 
 def _graded_only(nb):
@@ -78,18 +67,9 @@ def _graded_only(nb):
     return trimmed
 
 
-def _released(nb):
-    """nbgrader's release of the source: every solution region becomes a stub."""
-    stub = copy.deepcopy(nb)
-    for c in stub.cells:
-        if notebooks.nbgrader_meta(c).get("solution"):
-            c.source = SOLUTION_REGION.sub(r"\1raise NotImplementedError()", c.source)
-    return stub
-
-
 @pytest.fixture(scope="module")
 def source_run(nb):
-    return notebooks.run_in_process(_every_cell_graded(nb))
+    return notebooks.run_in_process(every_cell_graded(nb))
 
 
 def test_source_notebook_runs_every_cell_and_earns_full_marks(nb, source_run):
@@ -103,44 +83,9 @@ def test_source_notebook_runs_every_cell_and_earns_full_marks(nb, source_run):
     assert "ratio:" in source_run["speed_comparison"].output
 
 
-def test_cells_follow_the_authoring_rules(nb):
-    assert (nb.nbformat, nb.nbformat_minor) == (4, 5)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    ids = [c.id for c in nb.cells]
-    assert len(set(ids)) == len(ids)
-    for c in nb.cells:
-        meta = notebooks.nbgrader_meta(c)
-        assert re.fullmatch(r"[a-z0-9_-]+", c.id), c.id
-        assert meta["grade_id"] == c.id and meta["schema_version"] == 3 and not meta["task"]
-        if c.cell_type == "code":
-            assert c.outputs == [] and c.execution_count is None, c.id
-            assert not [ln for ln in c.source.splitlines() if ln.lstrip().startswith(("%", "!"))]
-        if meta["solution"]:
-            assert c.cell_type == "code" and not meta["locked"] and not meta["grade"]
-            assert c.source.count("### BEGIN SOLUTION") == c.source.count("### END SOLUTION") > 0
-        else:
-            assert meta["locked"], f"{c.id}: instructions, checks and tests are read-only"
-        if not notebooks.is_test_cell(c) and c.cell_type == "code":
-            # Cells students see and run import neither torch nor the grader.
-            assert not re.search(r"^\s*(import|from)\s+(torch|grader)\b", c.source, re.M), c.id
-    first_code = next(c for c in nb.cells if c.cell_type == "code")
-    assert first_code.id == "setup"
-    assert not list(NOTEBOOK.parent.glob("*.py"))
-
-
-def test_graded_cells_call_one_check_each_for_the_planned_points(nb):
+def test_graded_cells_carry_the_planned_points(nb):
     cells = notebooks.test_cells(nb)
     assert {notebooks.grade_id(c): notebooks.nbgrader_meta(c)["points"] for c in cells} == POINTS
-    assert all(type(notebooks.nbgrader_meta(c)["points"]) is int for c in cells)
-    called = []
-    for c in cells:
-        lines = c.source.splitlines()
-        assert lines[0].startswith("# Graded: "), c.id
-        assert lines[1] == "### BEGIN HIDDEN TESTS" and lines[-1] == "### END HIDDEN TESTS"
-        (call,) = CHECK_CALL.findall(c.source)
-        assert c.id == f"test_{call[0]}"
-        called.append(call[0])
-    assert sorted(called) == sorted(checks.__all__)
 
 
 @pytest.mark.parametrize("mistake", planted.MISTAKES, ids=lambda m: m.student)
@@ -224,7 +169,7 @@ def test_delegating_forward_loses_the_forward_cell(nb, variant):
     changed = _with_forward(nb, header, body)
     keep = {"setup", "conv_helpers", "conv2d_solution", "check_conv2d_examples"}
     changed.cells = [c for c in changed.cells if c.id in keep or c.id == "test_conv2d_forward"]
-    results = notebooks.run_in_process(_every_cell_graded(changed))
+    results = notebooks.run_in_process(every_cell_graded(changed))
     # The delegating forward computes the right values (the public check passes) ...
     assert results["check_conv2d_examples"].passed, results["check_conv2d_examples"].output
     # ... and still earns nothing.
@@ -235,7 +180,7 @@ def test_delegating_forward_loses_the_forward_cell(nb, variant):
 
 
 def test_released_notebook_earns_nothing_and_says_why(nb):
-    results = notebooks.run_in_process(_graded_only(_released(nb)))
+    results = notebooks.run_in_process(_graded_only(released(nb)))
     assert set(results) == set(POINTS)
     for grade_id, result in results.items():
         assert not result.passed, grade_id

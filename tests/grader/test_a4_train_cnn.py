@@ -4,8 +4,7 @@ Everything runs in this process (``grader.notebooks.run_in_process``), not throu
 (``test_course_notebooks.py`` does that for every assignment at once):
 
 - the source notebook runs top to bottom, every cell without an error, trains in seconds,
-  earns every graded cell (the held-out accuracy bar included), and follows
-  docs/authoring.md;
+  and earns every graded cell (the held-out accuracy bar included);
 - each planted mistake loses exactly its cells (training still clears the accuracy bar),
   and the first one names the mistake;
 - a model built from cvcourse.nn / cvcourse.models, or layers calling cvcourse.kernels, and
@@ -13,6 +12,9 @@ Everything runs in this process (``grader.notebooks.run_in_process``), not throu
 - the released notebook earns nothing; each check fails cleanly on a stub or bad data;
 - the optimizer checks recognise the classic mistakes they name, and their NumPy
   simulations of those mistakes start from a correct one that agrees with torch.
+
+The authoring rules and the release as nbgrader makes it are checked for every assignment in
+``test_course_notebooks.py``.
 """
 
 from __future__ import annotations
@@ -27,14 +29,12 @@ from grader import notebooks
 from grader.checks import a4_train_cnn as checks
 from grader.checks.harness import GradingFailure
 from grader.planted import a4_train_cnn as planted
-from tests.grader.test_a1_numpy import (
+from tests.grader.assignment_tools import (
     DELEGATION,
-    SOLUTION_REGION,
-    convention_problems,
     every_cell_graded,
+    exec_as_cell,
     failed,
     released,
-    student_code,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,14 +80,14 @@ def solution(nb):
             _cell(nb, "adam_solution"),
         ]
     )
-    return student_code(source, "a4-solution")
+    return exec_as_cell(source, "a4-solution")
 
 
 def _edited(nb, grade_id: str, old: str, new: str, name: str):
     """One solution cell with ``old`` replaced by ``new``, run as a student's cell."""
     source = _cell(nb, grade_id)
     assert source.count(old) == 1, old
-    namespace = student_code(IMPORTS + source.replace(old, new), grade_id)
+    namespace = exec_as_cell(IMPORTS + source.replace(old, new), grade_id)
     return namespace[name]
 
 
@@ -112,20 +112,6 @@ def test_training_is_fast_and_clears_the_bar_with_margin(source_run):
     accuracy = source_run["test_heldout_accuracy"].output
     percent = float(accuracy.split("held-out accuracy: ")[1].split("%")[0])
     assert percent >= 100 * checks.ACCURACY_BAR + 1.0
-
-
-def test_the_notebook_follows_the_authoring_rules(nb):
-    assert convention_problems(nb, "a4_train_cnn") == []
-
-
-def test_no_solution_line_survives_the_release(nb):
-    text = "\n".join(c.source for c in released(nb).cells)
-    for c in nb.cells:
-        for match in SOLUTION_REGION.finditer(c.source):
-            for line in match.group(0).splitlines()[1:-1]:
-                code = line.strip()
-                if len(code) > 25 and not code.startswith("#"):
-                    assert code not in text, code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,7 +147,7 @@ def test_the_release_earns_nothing_and_says_why(nb, source_run):
 
 
 def test_a_model_from_cvcourse_models_earns_nothing():
-    build = student_code(
+    build = exec_as_cell(
         "from cvcourse import models\ndef build_model(seed=0):\n"
         "    return models.lenet_digits(seed=seed)\n",
         "a4-models",
@@ -226,7 +212,7 @@ def test_optimizers_delegating_to_torch_earn_nothing():
         "    def step(self):\n"
         "        self.opt.step()\n"
     )
-    namespace = student_code(source, "a4-torch-optim")
+    namespace = exec_as_cell(source, "a4-torch-optim")
     for check, cls in ((checks.sgd, "SGD"), (checks.sgd_no_momentum, "SGD"), (checks.adam, "Adam")):
         with pytest.raises(GradingFailure, match=DELEGATION) as failure:
             check(namespace[cls])
@@ -384,7 +370,7 @@ def test_optimizer_mistakes_are_recognised(nb, cell, name, old, new, diagnosis):
             "(m / correction1) / (np.sqrt(v / correction2) + self.eps)",
             "(m / (1.0 - beta1**self.t)) / (np.sqrt(v / (1.0 - beta2**self.t)) + self.eps)",
         )
-        cls = student_code("import numpy as np\n" + source, "a4-adam-t")[name]
+        cls = exec_as_cell("import numpy as np\n" + source, "a4-adam-t")[name]
     else:
         cls = _edited(nb, cell, old, new, name)
     check = checks.sgd if name == "SGD" else checks.adam
@@ -407,7 +393,7 @@ def test_optimizer_state_shared_between_layers_is_recognised():
         "                p -= self.lr * v\n"
     )
     with pytest.raises(GradingFailure, match="share one velocity per parameter name"):
-        checks.sgd(student_code(source, "a4-shared")["SGD"])
+        checks.sgd(exec_as_cell(source, "a4-shared")["SGD"])
 
 
 def test_sequential_mistakes_are_recognised(nb):

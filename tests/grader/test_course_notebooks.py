@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.notebooks import is_test_cell, load, nbgrader_meta, test_cells
+from grader.notebooks import is_test_cell, load, test_cells
 from grader.planted import ASSIGNMENT_MODULES
 from grader.term import run_term
+from tests.grader.assignment_tools import convention_problems
 
 COURSE = Path(__file__).resolve().parents[2] / "course"
 NOTEBOOKS = sorted(p for p in COURSE.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
@@ -48,20 +49,8 @@ def test_notebooks_are_committed_clean(path):
 def test_assignment_cells_follow_the_authoring_rules(assignment):
     (path,) = (COURSE / "assignments" / assignment).glob("*.ipynb")
     nb = load(path)
-    grade_ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c)]
-    assert len(set(grade_ids)) == len(grade_ids)
-    tests = test_cells(nb)
-    assert len(tests) >= 5, "points are split across several test cells"
-    for c in tests:
-        meta = nbgrader_meta(c)
-        assert meta["locked"] and meta["points"] == int(meta["points"]) > 0
-        assert "### BEGIN HIDDEN TESTS" in c.source and "### END HIDDEN TESTS" in c.source
-        assert c.id == meta["grade_id"]
-    solutions = [c for c in nb.cells if nbgrader_meta(c).get("solution")]
-    assert solutions and all(SOLUTION.search(c.source) for c in solutions)
-    setup = next(c for c in nb.cells if c.cell_type == "code")
-    assert nbgrader_meta(setup).get("locked") and "torch" not in setup.source
-    assert not list((COURSE / "assignments" / assignment).glob("*.py"))
+    assert convention_problems(nb, assignment) == []
+    assert len(test_cells(nb)) >= 5, "points are split across several test cells"
 
 
 @pytest.fixture(scope="module")
