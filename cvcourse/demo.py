@@ -1,4 +1,4 @@
-"""The library's showcase: ``python -m cvcourse.demo`` (what ``make demo`` runs first).
+"""A tour of the library: ``python -m cvcourse.demo`` (``make demo`` runs the grading term).
 
 1. Filters: a real photo (Grace Hopper, shipped with matplotlib) convolved with the
    lectures' classic 3x3 filters in one ``conv2d`` call, cross-checked against a plain
@@ -9,8 +9,8 @@
    (scikit-learn's), with a progress bar; the test accuracy is printed and the loss and
    accuracy curves are saved.
 
-The benchmark against torch (``bench/bench_kernels.py``) follows in ``make demo``; it needs
-torch, which this module does not.
+The benchmark against torch is ``make bench`` (``bench/bench_kernels.py``); it needs torch,
+which this module does not.
 """
 
 from __future__ import annotations

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from grader.sandbox_kernel import DEFAULT_MEMORY_MB, KERNEL_NAME, install_kernelspec
+from grader.sandbox_kernel import DEFAULT_MEMORY_MB, KERNEL_NAME, kernel_home
 
 CONFIG_FILE = "nbgrader_config.py"
 
@@ -123,11 +121,6 @@ class Course:
 
     # -- nbgrader ---------------------------------------------------------------------------
 
-    @cached_property
-    def _kernel_home(self) -> str:
-        # One kernelspec folder per grading process, put on JUPYTER_PATH for the kernels.
-        return os.fspath(install_kernelspec(tempfile.mkdtemp(prefix="cvgrade-kernels-")))
-
     def config(self, *, timeout: int | None = None, memory_mb: int | None = None) -> Config:
         """The course's ``nbgrader_config.py`` plus what grading needs.
 
@@ -158,11 +151,7 @@ class Course:
         path = os.environ.get("PATH", "")
         if bin_dir not in path.split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + path
-        jupyter_path = os.environ.get("JUPYTER_PATH", "")
-        if self._kernel_home not in jupyter_path.split(os.pathsep):
-            os.environ["JUPYTER_PATH"] = os.pathsep.join(
-                filter(None, [self._kernel_home, jupyter_path])
-            )
+        kernel_home()
         os.environ["CVGRADE_MEMORY_MB"] = str(memory_mb or DEFAULT_MEMORY_MB)
 
     def api(self, *, timeout: int | None = None, memory_mb: int | None = None):

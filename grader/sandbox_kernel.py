@@ -9,15 +9,19 @@ with limits:
 - one thread for every math library (``CVGRADE_THREADS``, default 1), so that ``--jobs N``
   kernels do not fight over the cores.
 
-``install_kernelspec(folder)`` writes the kernelspec ``cvcourse-grader`` into a folder that
-the grading process puts on ``JUPYTER_PATH``; run as a module, this file is the kernel.
+:func:`kernel_home` writes the kernelspec ``cvcourse-grader`` into a temporary folder, once
+per grading process tree, and puts it on ``JUPYTER_PATH``; run as a module, this file is the
+kernel.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 KERNEL_NAME = "cvcourse-grader"
@@ -44,6 +48,29 @@ def install_kernelspec(folder: str | os.PathLike) -> Path:
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
     return Path(folder)
+
+
+def _spec_path(folder: str) -> Path:
+    return Path(folder) / "kernels" / KERNEL_NAME / "kernel.json"
+
+
+def kernel_home() -> str:
+    """A folder holding our kernelspec, on ``JUPYTER_PATH`` (created on the first call).
+
+    Worker processes inherit ``JUPYTER_PATH`` and reuse their parent's folder; the process
+    that created it removes it when it exits.
+    """
+    for folder in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
+        spec = _spec_path(folder) if folder else None
+        if spec is not None and spec.is_file():
+            if json.loads(spec.read_text())["argv"][0] == sys.executable:
+                return folder
+    folder = os.fspath(install_kernelspec(tempfile.mkdtemp(prefix="cvgrade-kernels-")))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        filter(None, [folder, os.environ.get("JUPYTER_PATH", "")])
+    )
+    return folder
 
 
 def _apply_limits() -> None:
