@@ -35,6 +35,7 @@ from cvcourse.gradcheck import relative_error as reference_relative_error
 from grader.checks.harness import (
     GradingFailure,
     assert_close,
+    callable_by_students,
     finite_difference_note,
     get_grad,
     matches,
@@ -1032,6 +1033,8 @@ def log_sum_exp(x):
 """
 _FUNCTIONS: dict = {"__name__": "a2_fc_losses_graded_functions"}
 exec(compile(_FUNCTIONS_SOURCE, "<a2_fc_losses graded functions>", "exec"), _FUNCTIONS)
+for _name in ("cube_sum", "sin_times_x", "log_sum_exp"):
+    callable_by_students(_FUNCTIONS[_name])
 
 _TORCH_TWINS = {
     "cube_sum": lambda t: torch.sum(t**3),

@@ -41,8 +41,10 @@ from grader.checks.harness import (
     assert_close,
     matches,
     passed,
+    refreshed,
     rng,
     student_call,
+    student_side_dict,
 )
 
 __all__ = [
@@ -75,6 +77,9 @@ import numpy as np
 
 class Probe:
     """A layer that records every call: what it was given and what it returned."""
+
+    # What student code may use of a probe when the judge hands it over (grader.judge).
+    __judge_exposed__ = ("forward", "backward", "params", "grads", "name")
 
     def __init__(self, log, name, **params):
         self.log, self.name = log, name
@@ -270,7 +275,8 @@ def _snapshot(value):
 
 def _run_student(cls, what: str, case: str, init, grad_steps, kwargs):
     """Per step, the student's parameters (list of dicts) after ``step()``."""
-    parameters = [({n: p.copy() for n, p in layer.items()}, {}) for layer in init]
+    # The dicts live beside the student's optimizer, which updates their arrays in place.
+    parameters = [(student_side_dict(cls, layer), student_side_dict(cls, {})) for layer in init]
     opt = student_call(what, case, cls, parameters, **kwargs)
     if not callable(getattr(opt, "step", None)):
         raise GradingFailure(f"{what} has no step() method\n  case: {case}")
@@ -283,7 +289,7 @@ def _run_student(cls, what: str, case: str, init, grad_steps, kwargs):
         student_call(f"{what}.step", f"{case}, step {k}", opt.step)
         history.append(
             [
-                {n: _snapshot(params.get(n)) for n in layer}
+                {n: _snapshot(refreshed(params).get(n)) for n in layer}
                 for layer, (params, _) in zip(init, parameters, strict=True)
             ]
         )

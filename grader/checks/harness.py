@@ -17,6 +17,7 @@ Every check is float64 and seeded by :func:`rng`, so a failure reproduces.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import linecache
 import os
@@ -37,14 +38,17 @@ from cvcourse.gradcheck import numerical_gradient
 __all__ = [
     "DELEGATION_TARGETS",
     "GradingFailure",
+    "callable_by_students",
     "assert_close",
     "finite_difference_note",
     "get_grad",
     "non_contiguous",
     "passed",
+    "refreshed",
     "rng",
     "set_params",
     "student_call",
+    "student_side_dict",
 ]
 
 
@@ -70,14 +74,43 @@ _WHY_FORBIDDEN = (
 )
 
 
+# What the judge sets while it runs a check (per thread): the run's secret seed and where
+# passing lines go. Outside the judge (the tests) cases are seeded by the part's name alone.
+_JUDGING = threading.local()
+
+
+@contextlib.contextmanager
+def judging(*, seed: int | None, report: list[str]):
+    """Run checks with cases drawn from ``seed`` and passing lines appended to ``report``."""
+    previous = getattr(_JUDGING, "state", None)
+    _JUDGING.state = (seed, report)
+    try:
+        yield
+    finally:
+        _JUDGING.state = previous
+
+
 def rng(part: str, salt: int = 0) -> np.random.Generator:
-    """A generator seeded by the part's name: the same cases on every run and machine."""
-    return np.random.default_rng([zlib.crc32(part.encode()), salt])
+    """A generator seeded by the part's name (and, in the judge, the run's secret seed).
+
+    Outside the judge the cases are the same on every run and machine; in the judge they
+    change with each run's seed, which the kernel never sees.
+    """
+    state = getattr(_JUDGING, "state", None)
+    entropy = [zlib.crc32(part.encode()), salt]
+    if state is not None and state[0] is not None:
+        entropy.append(int(state[0]))
+    return np.random.default_rng(entropy)
 
 
 def passed(what: str, details: str) -> None:
-    """Print the one line a passing part shows in the student's feedback."""
-    print(f"\N{CHECK MARK} {what}: {details}")
+    """The one line a passing part shows in the student's feedback (printed outside the judge)."""
+    line = f"\N{CHECK MARK} {what}: {details}"
+    state = getattr(_JUDGING, "state", None)
+    if state is not None:
+        state[1].append(line)
+    else:
+        print(line)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,6 +227,8 @@ def student_call(
     Warnings it raises are recorded (into ``warnings_out`` if given), never printed.
     """
     __tracebackhide__ = True
+    if _is_remote(func):
+        return _remote_call(what, case, func, args, kwargs)
     guard = _DelegationGuard(DELEGATION_TARGETS + tuple(forbid))
     previous = sys.getprofile()
     error: Exception | None = None
@@ -219,11 +254,7 @@ def student_call(
             "cannot tell whether the work is your own, so this part earns no points."
         )
     if isinstance(error, NotImplementedError):
-        raise GradingFailure(
-            f"{what} is not implemented yet (it raises NotImplementedError): replace the "
-            "raise NotImplementedError() in its solution cell with your code, run that cell, "
-            f"then this one.\n  case: {case}"
-        )
+        raise GradingFailure(_not_implemented(what, case))
     if error is not None:
         message = f"{what} raised {type(error).__name__}: {error}\n  case: {case}"
         where = _student_line_of(error)
@@ -233,12 +264,81 @@ def student_call(
     return result
 
 
+def _is_remote(func) -> bool:
+    from grader.judge.remote import RemoteObject
+
+    return isinstance(func, RemoteObject)
+
+
+def _remote_call(what: str, case: str, func, args, kwargs):
+    """A call into the student's kernel through the judge's channel.
+
+    The kernel is sandboxed: torch, scipy's filters and cvcourse's reference kernels are not
+    importable there, so delegation shows up as the student's own ImportError.
+    """
+    __tracebackhide__ = True
+    from grader.judge.remote import ChannelError, StudentError, ViewOutsideInput
+
+    try:
+        return func(*args, **kwargs)
+    except StudentError as error:
+        kind, where = error.remote_type, error.where
+        if kind == "NotImplementedError":
+            raise GradingFailure(_not_implemented(what, case)) from None
+        message = f"{what} raised {kind}: {error}\n  case: {case}"
+        if kind in ("ModuleNotFoundError", "ImportError"):
+            message += f"\n  ({_WHY_FORBIDDEN}; they are not available while grading)"
+        if where:
+            message += f"\n  {where}"
+        raise GradingFailure(message) from None
+    except ViewOutsideInput as error:
+        raise GradingFailure(f"{what} returned {error}\n  case: {case}") from None
+    except ChannelError as error:
+        raise GradingFailure(
+            f"{what}: the grader could not reach your code ({error})\n  case: {case}"
+        ) from None
+
+
+def _not_implemented(what: str, case: str) -> str:
+    return (
+        f"{what} is not implemented yet (it raises NotImplementedError): replace the "
+        "raise NotImplementedError() in its solution cell with your code, run that cell, "
+        f"then this one.\n  case: {case}"
+    )
+
+
 def _raise_delegation(what: str, case: str, guard: _DelegationGuard):
     __tracebackhide__ = True
     message = f"{what} called {guard.found}: {_WHY_FORBIDDEN}.\n  case: {case}"
     if guard.student_line:
         message += f"\n  {guard.student_line}"
     raise GradingFailure(message)
+
+
+def callable_by_students(function: Callable) -> Callable:
+    """Mark ``function`` (one of the checks') as one student code may call: ``f`` of
+    ``numerical_gradient``. In the judge, student code calls it through the channel with
+    its arguments by value; nothing unmarked is ever handed to student code."""
+    function.__judge_callable__ = True
+    return function
+
+
+def student_side_dict(near, items: dict) -> dict:
+    """A dict living where the student's object ``near`` lives, holding copies of ``items``.
+
+    Student code may change its arrays in place (an optimizer's ``p -= lr * g``); in the
+    judge the dict is in the kernel, and :func:`refreshed` reads it again.
+    """
+    if _is_remote(near):
+        return object.__getattribute__(near, "_connection").new_dict(items)
+    return {name: np.array(value, copy=True) for name, value in items.items()}
+
+
+def refreshed(d: dict) -> dict:
+    """``d`` as it is now: a dict of the kernel's is read again, a local one is itself."""
+    from grader.judge.remote import RemoteDict
+
+    return d._connection.fetch(d) if isinstance(d, RemoteDict) else d
 
 
 # ---------------------------------------------------------------------------------------------
