@@ -18,11 +18,14 @@ BOUNDSCHECK_CACHE := $(VENV)/numba-boundscheck-cache
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Two distributions come from this repo (docs/decisions.md, "Packaging"): the student library
+# `cvcourse` (pyproject.toml) and the TA's `cvcourse-grader` (grader/pyproject.toml: the grader,
+# cvgrade, torch). Developers get both, editable, plus the dev tools.
+$(STAMP): pyproject.toml grader/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 not found: install it or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[course,dev]" -e ./grader
 	@# Compile every numba kernel now (cache=True), so no student waits for it on first use.
 	$(PY) -m cvcourse.kernels.warmup
 	@touch $(STAMP)
