@@ -27,11 +27,12 @@ import math
 import os
 import socket
 import struct
-import traceback
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import numpy as np
+
+from cvcourse.judge_guard import DelegationGuard, student_line_of
 
 __all__ = ["ChannelError", "hand_over", "recv_message", "send_message", "set_local_judge"]
 
@@ -333,6 +334,7 @@ class _KernelServer:
         self.ids: dict[int, int] = {}
         self.counter = itertools.count(1)
         self.blobs: list[bytes] = []
+        self.guard: DelegationGuard | None = None
 
     # -- references ----------------------------------------------------------------------------
 
@@ -407,12 +409,22 @@ class _KernelServer:
     def _answer(self, header: dict, blobs: list[bytes]) -> None:
         reply = {"kind": "reply"}
         arrays: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.guard = None
         try:
             value = self._perform(header, blobs, arrays)
         except ChannelError:
             raise
         except Exception as exc:  # student code: any exception is an answer
             reply["error"] = _describe_exception(exc)
+            value = None
+        guard = self.guard
+        if guard is not None and (guard.found or guard.tampered):
+            reply["delegated"] = {
+                "call": guard.found or "",
+                "where": guard.student_line or "",
+                "tampered": guard.tampered,
+            }
+        if "error" in reply:
             self.blobs = []
             self.send(reply)
             return
@@ -444,7 +456,13 @@ class _KernelServer:
             args = decode({"$list": header.get("args", [])}, blobs, self.resolve)
             kwargs = decode_items(header.get("kwargs", []), blobs, self.resolve)
             arrays += [(i, a.copy(), a) for i, a in enumerate(args) if isinstance(a, np.ndarray)]
-            return target(*args, **{str(k): v for k, v in kwargs.items()})
+            forbid = [str(t) for t in header.get("forbid", []) if isinstance(t, str)]
+            if not forbid:
+                return target(*args, **{str(k): v for k, v in kwargs.items()})
+            # The second line of defence: say which forbidden module the call reached.
+            self.guard = DelegationGuard(forbid)
+            with self.guard.watching():
+                return target(*args, **{str(k): v for k, v in kwargs.items()})
         if op == "getattr":
             return getattr(target, str(header.get("name")))
         if op == "setitem":
@@ -471,12 +489,11 @@ class _KernelServer:
 
 
 def _describe_exception(exc: BaseException) -> dict:
-    where = ""
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename != __file__:
-            where = f"in {frame.name}(), line {frame.lineno}: {(frame.line or '').strip()}"
-            break
-    return {"type": type(exc).__name__[:100], "message": str(exc)[:2000], "where": where[:500]}
+    return {
+        "type": type(exc).__name__[:100],
+        "message": str(exc)[:2000],
+        "where": student_line_of(exc)[:500],
+    }
 
 
 # A judge in this very process (the instructor's tests run notebooks in-process).

@@ -18,6 +18,7 @@ from pathlib import Path
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from grader.sandbox import Limits, SandboxUnavailable, check_available
 from grader.sandbox_kernel import DEFAULT_MEMORY_MB, KERNEL_NAME, kernel_home
 
 CONFIG_FILE = "nbgrader_config.py"
@@ -31,12 +32,15 @@ _SANITIZE_PREPROCESSORS = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 
-# nbgrader's autograde preprocessors with Execute swapped for the crash-tolerant one.
+# nbgrader's autograde preprocessors, with Execute swapped for one that runs a judge beside
+# the kernel (and survives the kernel's death), and every test cell's output, so its score,
+# set from the judge's record just before nbgrader reads the scores.
 _AUTOGRADE_PREPROCESSORS = [
-    "grader.preprocessors.CrashTolerantExecute",
+    "grader.judge.execute.JudgedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
+    "grader.judge.execute.ApplyJudgeRecord",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -48,6 +52,38 @@ GRADEBOOK_BUSY_TIMEOUT = 300
 
 class CourseError(ValueError):
     """The course folder, an assignment or a submission is not what the pipeline needs."""
+
+
+#: The note every grading record carries when student code ran without the sandbox.
+UNSAFE_NOTE = (
+    "graded WITHOUT a sandbox (--unsafe-no-sandbox): student code ran with the grader's "
+    "rights and could read or change the course, other submissions and the grader"
+)
+
+
+def allow_unsafe_grading(unsafe: bool) -> None:
+    """Grade without the sandbox (``unsafe``) or with it, in this process and its workers."""
+    if unsafe:
+        os.environ["CVGRADE_SANDBOX"] = "none"
+    else:
+        os.environ.pop("CVGRADE_SANDBOX", None)
+
+
+def sandboxed() -> bool:
+    """Whether grading kernels run in the bubblewrap sandbox (the default)."""
+    return os.environ.get("CVGRADE_SANDBOX", "bwrap") == "bwrap"
+
+
+def require_sandbox() -> None:
+    """Raise :class:`CourseError` unless the sandbox works here or unsafe grading was chosen."""
+    if not sandboxed():
+        return
+    if os.environ.get("CVGRADE_BWRAP"):
+        return  # checked already in this process tree
+    try:
+        os.environ["CVGRADE_BWRAP"] = check_available()
+    except SandboxUnavailable as exc:
+        raise CourseError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -124,7 +160,8 @@ class Course:
     def config(self, *, timeout: int | None = None, memory_mb: int | None = None) -> Config:
         """The course's ``nbgrader_config.py`` plus what grading needs.
 
-        - submissions run in the sandboxed kernel (``grader.sandbox_kernel``);
+        - submissions run in the sandboxed kernel (``grader.sandbox_kernel``), and its
+          graded cells are scored by a judge outside it (``grader.judge``);
         - a kernel crash costs only the cells that did not run (``grader.preprocessors``);
         - a deleted test cell is put back where it was (``grader.preprocessors``);
         - gradebook writers wait up to ``GRADEBOOK_BUSY_TIMEOUT`` s for each other's locks;
@@ -139,6 +176,7 @@ class Course:
         config.Autograde.sanitize_preprocessors = list(_SANITIZE_PREPROCESSORS)
         config.Autograde.autograde_preprocessors = list(_AUTOGRADE_PREPROCESSORS)
         config.Execute.kernel_name = KERNEL_NAME
+        config.Execute.kernel_manager_class = "grader.sandbox_kernel.SandboxKernelManager"
         if timeout is not None:
             config.Execute.timeout = int(timeout)
         self._prepare_environment(memory_mb)
@@ -152,7 +190,11 @@ class Course:
         if bin_dir not in path.split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + path
         kernel_home()
-        os.environ["CVGRADE_MEMORY_MB"] = str(memory_mb or DEFAULT_MEMORY_MB)
+        limits = Limits(memory_mb=memory_mb or DEFAULT_MEMORY_MB)
+        os.environ.update(limits.to_environment())
+        require_sandbox()
+
+    # -- the sandbox ------------------------------------------------------------------------
 
     def api(self, *, timeout: int | None = None, memory_mb: int | None = None):
         """nbgrader's ``NbGraderAPI`` for this course (its calls return dicts, never raise)."""

@@ -13,6 +13,7 @@ import copy
 import io
 import linecache
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,31 +104,77 @@ def _run_source(source: str, name: str, namespace: dict) -> tuple[bool, str]:
     return True, out.getvalue()
 
 
-def run_in_process(nb, workdir: str | os.PathLike | None = None) -> dict[str, CellResult]:
+_HAND_OVER = re.compile(r"""hand_over\(\s*["'](\w+)["']""")
+
+
+def _assignment_of(nb) -> str | None:
+    """The assignment whose checks module exports every part the test cells hand over."""
+    import importlib
+
+    from grader.planted import ASSIGNMENT_MODULES
+
+    parts = {m.group(1) for c in test_cells(nb) for m in _HAND_OVER.finditer(c.source)}
+    for assignment in ASSIGNMENT_MODULES:
+        module = importlib.import_module(f"grader.checks.{assignment}")
+        if parts and parts <= set(getattr(module, "__all__", ())):
+            return assignment
+    return None
+
+
+def run_in_process(
+    nb, workdir: str | os.PathLike | None = None, *, seed: int | None = 0
+) -> dict[str, CellResult]:
     """Execute every code cell of ``nb`` in one fresh namespace, here; graded cells' results.
 
-    Hidden-test markers are plain comments to Python, so the hidden tests run as well. Cells
-    must not use IPython magics. Matplotlib runs on the Agg backend. ``workdir`` (default:
-    the current one) is the working directory while the cells run.
+    Hidden-test markers are plain comments to Python, so the hidden tests run as well: each
+    hands the student's code to a real judge (:mod:`grader.judge`) listening in this
+    process, which grades it through the same channel as in autograding, with cases drawn
+    from ``seed``. A test cell's result is the judge's record; any other cell passes if it
+    raises nothing. Cells must not use IPython magics. Matplotlib runs on the Agg backend.
+    ``workdir`` (default: the current one) is the working directory while the cells run.
     """
     import matplotlib
+
+    from cvcourse.judge_link import SOCKET_VARIABLE
+    from grader.judge.session import Judge
 
     matplotlib.use("Agg")
     namespace: dict = {"__name__": "__main__"}
     results: dict[str, CellResult] = {}
     previous = os.getcwd()
+    previous_socket = os.environ.get(SOCKET_VARIABLE)
+    judge = Judge(_assignment_of(nb), seed=seed)
+    os.environ[SOCKET_VARIABLE] = judge.path
     os.chdir(workdir or previous)
     try:
         for index, code_cell in enumerate(nb.cells):
             if code_cell.cell_type != "code":
                 continue
+            part = grade_id(code_cell) if is_test_cell(code_cell) else None
+            hands_over = part is not None and _HAND_OVER.search(code_cell.source)
+            if hands_over:
+                judge.expect(part, 600.0)
             ok, output = _run_source(
                 code_cell.source, f"{index}-{code_cell.get('id', '')}", namespace
             )
+            if hands_over:
+                judge.finish(part)
+                record = judge.records.get(part)
+                if record is not None:
+                    # As the feedback shows it: a failure is a GradingFailure error.
+                    ok = record.passed
+                    output = record.message if ok else f"GradingFailure: {record.message}"
+                else:
+                    ok, output = False, f"not graded: {output}"
             if is_test_cell(code_cell):
                 results[grade_id(code_cell)] = CellResult(grade_id(code_cell), ok, output)
     finally:
         os.chdir(previous)
+        judge.close()
+        if previous_socket is None:
+            os.environ.pop(SOCKET_VARIABLE, None)
+        else:
+            os.environ[SOCKET_VARIABLE] = previous_socket
         import matplotlib.pyplot as plt
 
         plt.close("all")  # figures the cells made with pyplot would otherwise pile up

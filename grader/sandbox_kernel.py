@@ -1,17 +1,20 @@
 """The Jupyter kernel that runs student submissions during autograding.
 
-It is this project's own Python (so numpy, torch, cvcourse and grader are there: with a
-package missing, nbgrader would still report success and give everyone zero), started
-with limits:
+It is this project's own Python (with numpy and cvcourse: with a package missing, nbgrader
+would still report success and give everyone zero), started in the sandbox of
+:mod:`grader.sandbox` with the limits of :class:`grader.sandbox.Limits`, one thread for
+every math library so that ``--jobs N`` kernels do not fight over the cores.
 
-- address space capped at ``CVGRADE_MEMORY_MB`` (default 4096): a submission that eats
-  memory gets ``MemoryError`` or dies, and ``grader.preprocessors`` grades what ran;
-- one thread for every math library (``CVGRADE_THREADS``, default 1), so that ``--jobs N``
-  kernels do not fight over the cores.
+- :func:`kernel_home` writes the kernelspec ``cvcourse-grader`` (and the stand-ins for the
+  modules a graded kernel may not import) into a temporary folder, once per grading process
+  tree, and puts it on ``JUPYTER_PATH``;
+- :class:`SandboxKernelManager` gives each kernel a folder of its own for its connection
+  file and ZeroMQ ``ipc`` sockets (no TCP ports: none to clash, none to reach from another
+  kernel), a user id of its own when the grader runs as root, and, when the kernel ends,
+  kills everything it started and removes what it wrote (:func:`grader.sandbox.reap`);
+- run as a module, this file launches the kernel (:func:`grader.sandbox.launch`).
 
-:func:`kernel_home` writes the kernelspec ``cvcourse-grader`` into a temporary folder, once
-per grading process tree, and puts it on ``JUPYTER_PATH``; run as a module, this file is the
-kernel.
+``CVGRADE_SANDBOX`` chooses ``bwrap`` (the default) or ``none`` (``--unsafe-no-sandbox``).
 """
 
 from __future__ import annotations
@@ -24,15 +27,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-KERNEL_NAME = "cvcourse-grader"
-DEFAULT_MEMORY_MB = 4096
+from jupyter_client.manager import AsyncKernelManager
 
-_THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-)
+from grader import sandbox
+
+KERNEL_NAME = "cvcourse-grader"
+DEFAULT_MEMORY_MB = sandbox.Limits.memory_mb
 
 
 def install_kernelspec(folder: str | os.PathLike) -> Path:
@@ -40,8 +40,7 @@ def install_kernelspec(folder: str | os.PathLike) -> Path:
     spec_dir = Path(folder) / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-m", "grader.sandbox_kernel", "-f", "{connection_file}"]
-        + ["--IPKernelApp.log_level=ERROR"],  # no transport warnings on the TA's terminal
+        "argv": [sys.executable, "-m", "grader.sandbox_kernel", "{connection_file}"],
         "display_name": "cvcourse grader (sandboxed)",
         "language": "python",
         "metadata": {"debugger": False},
@@ -58,7 +57,8 @@ def kernel_home() -> str:
     """A folder holding our kernelspec, on ``JUPYTER_PATH`` (created on the first call).
 
     Worker processes inherit ``JUPYTER_PATH`` and reuse their parent's folder; the process
-    that created it removes it when it exits.
+    that created it removes it when it exits. The folder is the grader's alone (mode 0700):
+    no kernel sees it.
     """
     for folder in os.environ.get("JUPYTER_PATH", "").split(os.pathsep):
         spec = _spec_path(folder) if folder else None
@@ -66,6 +66,8 @@ def kernel_home() -> str:
             if json.loads(spec.read_text())["argv"][0] == sys.executable:
                 return folder
     folder = os.fspath(install_kernelspec(tempfile.mkdtemp(prefix="cvgrade-kernels-")))
+    stubs = sandbox.make_stubs(Path(folder) / "hidden")
+    Path(folder, "hidden.json").write_text(json.dumps({k: os.fspath(v) for k, v in stubs.items()}))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         filter(None, [folder, os.environ.get("JUPYTER_PATH", "")])
@@ -73,23 +75,44 @@ def kernel_home() -> str:
     return folder
 
 
-def _apply_limits() -> None:
-    import resource
+class SandboxKernelManager(AsyncKernelManager):
+    """A kernel manager for sandboxed grading kernels (see the module docstring)."""
 
-    memory_mb = int(os.environ.get("CVGRADE_MEMORY_MB", DEFAULT_MEMORY_MB))
-    if memory_mb > 0:
-        limit = memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    threads = os.environ.get("CVGRADE_THREADS", "1")
-    for variable in _THREAD_VARIABLES:
-        os.environ[variable] = threads
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_dir = sandbox.new_kernel_dir()
+        self.transport = "ipc"
+        self.ip = os.path.join(self.kernel_dir, "ipc")
+        self.connection_file = os.path.join(self.kernel_dir, "kernel.json")
+        bwrap = os.environ.get("CVGRADE_SANDBOX", "bwrap") == "bwrap"
+        self.sandbox_uid = sandbox.UID_BASE + os.getpid() if bwrap and os.geteuid() == 0 else None
+        self.cgroup = f"{sandbox.CGROUP_PREFIX}{self.sandbox_uid}" if self.sandbox_uid else None
+        os.chmod(self.kernel_dir, 0o700)
+        if self.sandbox_uid is not None:
+            os.chown(self.kernel_dir, self.sandbox_uid, self.sandbox_uid)
+
+    async def _async_pre_start_kernel(self, **kw):
+        env = dict(kw.pop("env", None) or os.environ)
+        env["CVGRADE_SANDBOX_STUBS"] = Path(kernel_home(), "hidden.json").read_text()
+        if self.sandbox_uid is not None:
+            env["CVGRADE_SANDBOX_UID"] = str(self.sandbox_uid)
+            env["CVGRADE_SANDBOX_CGROUP"] = self.cgroup
+        env.pop("JPY_PARENT_PID", None)  # ipykernel's parent poller misreads a PID namespace
+        kw["env"] = env
+        cmd, kw = await super()._async_pre_start_kernel(**kw)
+        if self.sandbox_uid is not None:  # the kernel must read its connection file
+            os.chown(self.connection_file, self.sandbox_uid, self.sandbox_uid)
+        kw.get("env", {}).pop("JPY_PARENT_PID", None)
+        return cmd, kw
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            sandbox.reap(uid=self.sandbox_uid, cgroup=self.cgroup, kernel_dir=self.kernel_dir)
 
 
 def main() -> None:
-    _apply_limits()  # before numpy or anything that starts threads is imported
-    from ipykernel.kernelapp import launch_new_instance
-
-    launch_new_instance()
+    sandbox.launch(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -10,36 +10,35 @@
   the likely mistake.
 - :func:`finite_difference_note` says whether the student's backward agrees with finite
   differences of the student's own forward: it tells "backward wrong" from "forward and
-  backward share the mistake".
+  backward share the mistake", and claims the latter only after checking every element
+  (or, for large inputs, every element that differs from the reference plus random
+  directions).
 
-Every check is float64 and seeded by :func:`rng`, so a failure reproduces.
+Every check is float64 and seeded by :func:`rng`, so a failure reproduces. A float32 result
+is compared at float32 precision (:data:`FLOAT32_RTOL`); the failure message says so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import linecache
 import os
-import sys
-import sysconfig
 import threading
-import traceback
-import types
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from cvcourse.gradcheck import numerical_gradient
+from cvcourse.judge_guard import DelegationGuard, library_dirs, student_line_of
 
 __all__ = [
     "DELEGATION_TARGETS",
+    "FLOAT32_RTOL",
     "GradingFailure",
     "callable_by_students",
     "assert_close",
+    "copy_layout",
     "finite_difference_note",
     "get_grad",
     "non_contiguous",
@@ -118,97 +117,9 @@ def passed(what: str, details: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _module_of_c_function(func: Any) -> str:
-    module = getattr(func, "__module__", None)
-    if module:
-        return module
-    owner = getattr(func, "__self__", None)
-    if isinstance(owner, types.ModuleType):
-        return owner.__name__
-    if owner is not None:
-        return type(owner).__module__ or ""
-    return ""
-
-
-def _matches(module: str, qualname: str, targets: Sequence[str]) -> str | None:
-    for target in targets:
-        if ":" in target:
-            target_module, target_name = target.split(":", 1)
-            if module == target_module and qualname == target_name:
-                return f"{module}.{qualname}"
-        elif module == target or module.startswith(target + "."):
-            return f"{module}.{qualname}" if qualname else module
-    return None
-
-
-class _DelegationGuard:
-    """A profile hook that records the first call into a forbidden module.
-
-    ``sys.setprofile`` sees every Python call ("call", named by the callee frame's module)
-    and every call of a C function ("c_call"), so an alias (``from torch import conv2d as
-    c``) or an import inside the function is caught as surely as a direct call.
-    """
-
-    def __init__(self, targets: Sequence[str]):
-        self.targets = tuple(targets)
-        self.found: str | None = None
-        self.student_line: str | None = None
-
-    def __call__(self, frame, event, arg):
-        if self.found is not None:
-            return
-        if event == "call":
-            module = frame.f_globals.get("__name__", "") or ""
-            hit = _matches(module, frame.f_code.co_qualname, self.targets)
-            caller = frame.f_back
-        elif event == "c_call":
-            hit = _matches(_module_of_c_function(arg), getattr(arg, "__name__", ""), self.targets)
-            caller = frame
-        else:
-            return
-        if hit is not None:
-            self.found = hit
-            self.student_line = _describe_frame(caller) if caller is not None else None
-
-
-def _library_dirs() -> tuple[str, ...]:
-    # Installed packages, the standard library, grader/ and cvcourse/ (an editable install
-    # lives outside site-packages): a frame in none of these is the student's.
-    paths = sysconfig.get_paths()
-    dirs = {paths["purelib"], paths["platlib"], paths["stdlib"]}
-    dirs.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    spec = importlib.util.find_spec("cvcourse")
-    if spec is not None and spec.origin:
-        dirs.add(os.path.dirname(spec.origin))
-    return tuple(os.path.realpath(d) for d in dirs)
-
-
-_LIBRARY_DIRS = _library_dirs()
-
-
-def _is_student_file(filename: str) -> bool:
-    if filename.startswith("<") and not filename.startswith("<ipython-input"):
-        return False
-    real = os.path.realpath(filename)
-    return not any(real.startswith(d + os.sep) for d in _LIBRARY_DIRS)
-
-
-def _describe_frame(frame) -> str:
-    # Walk out to the innermost frame in the student's own code (a notebook cell).
-    while frame is not None and not _is_student_file(frame.f_code.co_filename):
-        frame = frame.f_back
-    if frame is None:
-        return ""
-    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-    return f"in {frame.f_code.co_name}(), line {frame.f_lineno}: {line}"
-
-
-def _student_line_of(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    for summary in reversed(frames):
-        if _is_student_file(summary.filename):
-            return f"in {summary.name}(), line {summary.lineno}: {(summary.line or '').strip()}"
-    return ""
+# grader/ and cvcourse/ are library code: a frame in neither (nor in installed packages or
+# the standard library) is the student's.
+_LIBRARY_DIRS = library_dirs([os.path.dirname(os.path.dirname(os.path.abspath(__file__)))])
 
 
 def student_call(
@@ -228,22 +139,17 @@ def student_call(
     """
     __tracebackhide__ = True
     if _is_remote(func):
-        return _remote_call(what, case, func, args, kwargs)
-    guard = _DelegationGuard(DELEGATION_TARGETS + tuple(forbid))
-    previous = sys.getprofile()
+        return _remote_call(what, case, func, args, kwargs, DELEGATION_TARGETS + tuple(forbid))
+    guard = DelegationGuard(DELEGATION_TARGETS + tuple(forbid), _LIBRARY_DIRS)
     error: Exception | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sys.setprofile(guard)
-        threading.setprofile(guard)
-        try:
-            result = func(*args, **kwargs)
-        except Exception as exc:  # student code: any exception is a finding, not a crash
-            error = exc
-        finally:
-            tampered = sys.getprofile() is not guard
-            sys.setprofile(previous)
-            threading.setprofile(None)
+        with guard.watching():
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:  # student code: any exception is a finding, not a crash
+                error = exc
+    tampered = guard.tampered
     if warnings_out is not None:
         warnings_out.extend(f"{w.category.__name__}: {w.message}" for w in caught)
     if guard.found:
@@ -257,7 +163,7 @@ def student_call(
         raise GradingFailure(_not_implemented(what, case))
     if error is not None:
         message = f"{what} raised {type(error).__name__}: {error}\n  case: {case}"
-        where = _student_line_of(error)
+        where = student_line_of(error, _LIBRARY_DIRS)
         if where:
             message += f"\n  {where}"
         raise GradingFailure(message) from None
@@ -270,17 +176,28 @@ def _is_remote(func) -> bool:
     return isinstance(func, RemoteObject)
 
 
-def _remote_call(what: str, case: str, func, args, kwargs):
+def _remote_call(what: str, case: str, func, args, kwargs, forbid: tuple[str, ...]):
     """A call into the student's kernel through the judge's channel.
 
     The kernel is sandboxed: torch, scipy's filters and cvcourse's reference kernels are not
     importable there, so delegation shows up as the student's own ImportError.
     """
     __tracebackhide__ = True
-    from grader.judge.remote import ChannelError, StudentError, ViewOutsideInput
+    from grader.judge.remote import ChannelError, Delegated, StudentError, ViewOutsideInput
 
+    connection = object.__getattribute__(func, "_connection")
     try:
-        return func(*args, **kwargs)
+        return connection.call(object.__getattribute__(func, "_ref"), args, kwargs, forbid)
+    except Delegated as found:
+        if found.call:
+            message = f"{what} called {found.call}: {_WHY_FORBIDDEN}.\n  case: {case}"
+            if found.where:
+                message += f"\n  {found.where}"
+            raise GradingFailure(message) from None
+        raise GradingFailure(
+            f"{what} switched off the grader's call tracing (sys.setprofile): the grader "
+            "cannot tell whether the work is your own, so this part earns no points."
+        ) from None
     except StudentError as error:
         kind, where = error.remote_type, error.where
         if kind == "NotImplementedError":
@@ -292,7 +209,10 @@ def _remote_call(what: str, case: str, func, args, kwargs):
             message += f"\n  {where}"
         raise GradingFailure(message) from None
     except ViewOutsideInput as error:
-        raise GradingFailure(f"{what} returned {error}\n  case: {case}") from None
+        raise GradingFailure(
+            f"{what} returned {error}\n  case: {case}\n  Likely mistake: as_strided does not "
+            "check its arguments; every stride must come from x.strides."
+        ) from None
     except ChannelError as error:
         raise GradingFailure(
             f"{what}: the grader could not reach your code ({error})\n  case: {case}"
@@ -307,7 +227,7 @@ def _not_implemented(what: str, case: str) -> str:
     )
 
 
-def _raise_delegation(what: str, case: str, guard: _DelegationGuard):
+def _raise_delegation(what: str, case: str, guard: DelegationGuard):
     __tracebackhide__ = True
     message = f"{what} called {guard.found}: {_WHY_FORBIDDEN}.\n  case: {case}"
     if guard.student_line:
@@ -381,8 +301,21 @@ def get_grad(layer, name: str, what: str):
     return grads[name]
 
 
-def non_contiguous(x: np.ndarray) -> np.ndarray:
-    """The same values as ``x`` in a non-contiguous view (every other element of a buffer)."""
+def non_contiguous(x: np.ndarray, layout: str = "strided") -> np.ndarray:
+    """The same values as ``x`` in memory that is not C-contiguous.
+
+    ``layout="strided"``: every other element of a larger buffer (``buffer[..., ::2]``);
+    ``x.reshape(-1)`` of that is still a view, as the gaps are regular. ``"transposed"``:
+    the axes stored in reverse order (the transpose of a C-contiguous array, Fortran
+    order), whose ``reshape(-1)`` and ``ravel()`` are copies: code that flattens ``x`` and
+    writes into the flat array does not change ``x``.
+    """
+    if layout == "transposed":
+        view = np.asfortranarray(x)
+        assert x.ndim < 2 or min(x.shape) < 2 or not view.flags.c_contiguous
+        return view
+    if layout != "strided":
+        raise ValueError(f"unknown layout {layout!r}")
     buffer = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
     view = buffer[..., ::2]
     view[...] = x
@@ -390,9 +323,37 @@ def non_contiguous(x: np.ndarray) -> np.ndarray:
     return view
 
 
+def copy_layout(x: np.ndarray) -> np.ndarray:
+    """A copy of ``x`` with the same strides (a non-contiguous test input stays one).
+
+    Student code gets such copies where a check runs it only for what it caches: whatever
+    it does to its argument then leaves the check's own data alone.
+    """
+    x = np.asarray(x)
+    if x.size == 0 or x.flags.c_contiguous or x.flags.f_contiguous:
+        return x.copy(order="K")
+    if any(s <= 0 or s % x.itemsize for s in x.strides):
+        return x.copy()
+    span = sum((n - 1) * s for n, s in zip(x.shape, x.strides, strict=True)) // x.itemsize + 1
+    out = np.lib.stride_tricks.as_strided(np.zeros(span, x.dtype), x.shape, x.strides)
+    out[...] = x
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparing arrays
 # ---------------------------------------------------------------------------------------------
+
+#: How much a float32 result may differ from the float64 reference beyond ``atol`` and
+#: ``rtol``: ``FLOAT32_RTOL * (|reference| + max |reference|)``. float32 keeps about seven
+#: significant digits and a sum of many products loses one or two more (a correct float32
+#: Conv2d is off by up to 3e-7 of its largest value); every mistake the checks recognise is
+#: off by far more.
+FLOAT32_RTOL = 1e-5
+
+
+def _format(value: float) -> str:
+    return f"{value:g}".replace("e-0", "e-").replace("e+0", "e")
 
 
 def _as_array(value, what: str, case: str) -> np.ndarray:
@@ -423,6 +384,67 @@ def _hint_text(hint, actual: np.ndarray) -> str | None:
     return str(hint)
 
 
+def _is_float32(a: np.ndarray, float32: bool | None) -> bool:
+    return bool(a.dtype == np.float32) if float32 is None else bool(float32)
+
+
+def _errors(af: np.ndarray, e: np.ndarray, atol: float, rtol: float, low: float):
+    """Per element: the error (0 where both are the same NaN or inf) and how far it exceeds
+    what is allowed: ``atol + rtol |e|``, plus ``low * (|e| + max |e|)`` for float32."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.abs(af - e)
+        same_special = (np.isnan(af) & np.isnan(e)) | (np.isinf(e) & (af == e))
+        error = np.where(same_special, 0.0, error)
+        error = np.where(np.isnan(error), np.inf, error)
+        size = np.abs(np.nan_to_num(e, nan=0.0, posinf=0.0, neginf=0.0))
+        allowed = atol + rtol * size
+        if low:
+            allowed = allowed + low * (size + (np.max(size) if size.size else 0.0))
+        return error, error - allowed
+
+
+def _precision_note(
+    a: np.ndarray,
+    af: np.ndarray,
+    e: np.ndarray,
+    error: np.ndarray,
+    *,
+    float32: bool,
+    float32_rtol: float,
+    rtol: float,
+    reference: str,
+) -> str | None:
+    """Why the comparison may be about precision: the student's dtype, or float32-sized errors."""
+    rule = f"the checks compare in float64 at rtol {_format(rtol)}"
+    if a.dtype == np.float32 or (float32 and a.dtype.kind == "f"):
+        what = "your output is float32"
+        if a.dtype != np.float32:
+            what = "your code computes in float32"
+        if not float32_rtol:
+            return f"{what}; {rule} here (no allowance for float32 rounding in this test)"
+        return (
+            f"{what}; {rule}, and accept a float32 result that is within float32 rounding "
+            f"of {reference} (an extra {_format(float32_rtol)} * (|{reference}| + its largest "
+            "|value|)); yours is further off than that, so rounding is not the reason"
+        )
+    if a.dtype.kind == "f" and a.dtype != np.float64:
+        return (
+            f"your output is {a.dtype}; {rule}, which {a.dtype} cannot reach (it keeps "
+            f"{np.finfo(a.dtype).precision} significant digits): compute in float64"
+        )
+    if a.dtype.kind in "iub":
+        return f"your output has integer dtype {a.dtype}; {rule}: compute in float64"
+    size = np.abs(np.nan_to_num(e, nan=0.0, posinf=0.0, neginf=0.0))
+    scale = float(np.max(size)) if size.size else 0.0
+    if np.all(np.isfinite(af)) and np.all(error <= 1e-4 * (size + scale) + 1e-12):
+        return (
+            "every difference is as small as float32 rounding: if part of your computation "
+            f"runs in float32 (np.float32, astype), {rule}; compute in float64 (a float32 "
+            "output array would be compared at float32 precision)"
+        )
+    return None
+
+
 def assert_close(
     actual,
     expected,
@@ -433,13 +455,18 @@ def assert_close(
     rtol: float = 1e-6,
     hint: str | Callable[[np.ndarray], str | None] | None = None,
     reference: str = "torch",
+    float32: bool | None = None,
+    float32_rtol: float = FLOAT32_RTOL,
 ) -> np.ndarray:
     """Fail unless ``actual`` has ``expected``'s shape and matches it element-wise.
 
     ``|actual - expected| <= atol + rtol * |expected|`` everywhere, NaN and inf only where
-    the reference has them. ``hint`` (a string, or a function of the student's array
-    returning a diagnosis or None) is added as "Likely mistake" on failure. Returns the
-    student's value as an array.
+    the reference has them. A float32 result (``float32=None``: ``actual``'s dtype decides;
+    True: the student's code computes in float32 even if this value is float64) may also
+    differ by float32 rounding, ``float32_rtol * (|expected| + max |expected|)``. ``hint``
+    (a string, or a function of the student's array returning a diagnosis or None) is added
+    as "Likely mistake" on failure; a failure also says when the dtype may be the reason.
+    Returns the student's value as an array.
     """
     __tracebackhide__ = True
     a = _as_array(actual, what, case)
@@ -451,12 +478,8 @@ def assert_close(
             message += f"\n  Likely mistake: {diagnosis}"
         raise GradingFailure(message)
     af = a.astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        error = np.abs(af - e)
-        same_special = (np.isnan(af) & np.isnan(e)) | (np.isinf(e) & (af == e))
-        error = np.where(same_special, 0.0, error)
-        error = np.where(np.isnan(error), np.inf, error)
-        excess = error - (atol + rtol * np.abs(np.nan_to_num(e, nan=0.0, posinf=0.0, neginf=0.0)))
+    low = float32_rtol if _is_float32(a, float32) else 0.0
+    error, excess = _errors(af, e, atol, rtol, low)
     bad = excess > 0
     if not bad.any():
         return a
@@ -474,22 +497,72 @@ def assert_close(
     ]
     if not np.all(np.isfinite(af[np.isfinite(e)])):
         lines.append("  your result has NaN or inf where the reference is finite")
+    precision = _precision_note(
+        a,
+        af,
+        e,
+        error,
+        float32=_is_float32(a, float32),
+        float32_rtol=float32_rtol,
+        rtol=rtol,
+        reference=reference,
+    )
+    if precision:
+        lines.append(f"  Precision: {precision}")
     diagnosis = _hint_text(hint, a)
     if diagnosis:
         lines.append(f"  Likely mistake: {diagnosis}")
     raise GradingFailure("\n".join(lines))
 
 
-def matches(actual: np.ndarray, expected, atol: float = 1e-8, rtol: float = 1e-6) -> bool:
-    """Whether ``actual`` equals ``expected`` within tolerance (for recognising mistakes)."""
+def matches(
+    actual,
+    expected,
+    atol: float = 1e-8,
+    rtol: float = 1e-6,
+    *,
+    float32: bool | None = None,
+) -> bool:
+    """Whether ``actual`` equals ``expected`` within tolerance (for recognising mistakes).
+
+    The rule of :func:`assert_close`: a float32 ``actual`` may also differ by float32
+    rounding. A scalar ``expected`` stands for every element.
+    """
     a = np.asarray(actual)
-    e = np.asarray(expected)
-    return a.shape == e.shape and bool(np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True))
+    try:
+        e = np.asarray(expected, dtype=np.float64)
+        af = a.astype(np.float64)
+    except (TypeError, ValueError):
+        return False
+    if e.ndim == 0 and a.ndim > 0:
+        e = np.broadcast_to(e, a.shape)
+    if a.shape != e.shape:
+        return False
+    low = FLOAT32_RTOL if _is_float32(a, float32) else 0.0
+    return not bool(np.any(_errors(af, e, atol, rtol, low)[1] > 0))
 
 
 # ---------------------------------------------------------------------------------------------
 # Finite differences of the student's own forward
 # ---------------------------------------------------------------------------------------------
+
+#: Up to this many elements, :func:`finite_difference_note` differentiates every one.
+FD_ALL_ELEMENTS = 512
+#: Beyond it: every element where the gradient differs from the reference (up to this
+#: many), 24 others, and directional derivatives along random directions.
+FD_MAX_ELEMENTS = 512
+FD_DIRECTIONS = 3
+_FD_STEP = 1e-6
+
+
+def _fd_errors(numeric: np.ndarray, analytic: np.ndarray, scale: float) -> np.ndarray:
+    # CS231n's |a - n| / max(|a|, |n|), with the denominator floored at a tenth of the
+    # gradient's largest value: finite differences of a float64 forward are good to ~1e-8
+    # absolute, which is no disagreement at an element that is (nearly) zero.
+    floor = max(0.1 * scale, 1e-12)
+    return np.abs(numeric - analytic) / np.maximum(
+        np.maximum(np.abs(numeric), np.abs(analytic)), floor
+    )
 
 
 def finite_difference_note(
@@ -499,34 +572,105 @@ def finite_difference_note(
     analytic,
     name: str,
     *,
-    samples: int = 24,
+    expected=None,
+    all_elements: int = FD_ALL_ELEMENTS,
     seed: int = 0,
 ) -> str:
     """A sentence on how the student's gradient compares with finite differences.
 
     ``forward(x)`` is the student's forward as a function of one input (which it must not
-    keep), ``analytic`` the student's gradient of ``sum(forward(x) * dy)`` for ``x``.
-    Centred differences (h = 1e-6) at up to ``samples`` elements; the relative error is
-    CS231n's ``|a - n| / max(|a|, |n|)``.
+    keep), ``analytic`` the student's gradient of ``sum(forward(x) * dy)`` for ``x`` and
+    ``expected`` (optional) the reference gradient. Centred differences (h = 1e-6) at every
+    element when ``x`` has at most ``all_elements``; otherwise at every element where
+    ``analytic`` differs from ``expected``, at 24 others and along random directions (a
+    directional derivative sees every element, so a wrong block cannot hide between the
+    sampled ones). It says "share the mistake" only when every one of these agrees, and
+    says what it checked; it says nothing when the forward fails or is not float64 (finite
+    differences of float32 are too coarse to tell).
     """
     try:
         a = np.asarray(analytic, dtype=np.float64)
-        if a.shape != x.shape:
+        x0 = np.array(x, dtype=np.float64, copy=True)
+        if a.shape != x0.shape:
             return ""
-        picks = np.random.default_rng(seed).choice(x.size, min(samples, x.size), replace=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            numeric = numerical_gradient(forward, x.copy(), dy=dy, indices=picks)
-        n, g = np.asarray(numeric).reshape(-1), a.reshape(-1)[picks]
-        error = float(np.max(np.abs(n - g) / np.maximum(np.maximum(np.abs(n), np.abs(g)), 1e-12)))
+            y0 = np.asarray(forward(x0.copy()))
+            if y0.dtype != np.float64:
+                return (
+                    f"not used: your forward returns {y0.dtype}, too coarse for finite "
+                    "differences to tell a wrong backward from a shared mistake"
+                )
+            if x0.size <= all_elements:
+                picks = np.arange(x0.size)
+                covered = f"at all {x0.size} elements"
+                directions = 0
+            else:
+                picks, covered = _fd_picks(a, expected, x0.size, seed)
+                directions = FD_DIRECTIONS
+            numeric = numerical_gradient(forward, x0.copy(), dy=dy, indices=picks, h=_FD_STEP)
+            n, g = np.asarray(numeric, dtype=np.float64).reshape(-1), a.reshape(-1)[picks]
+            scale = float(max(np.max(np.abs(g), initial=0.0), np.max(np.abs(n), initial=0.0)))
+            errors = _fd_errors(n, g, scale)
+            worst = int(np.argmax(errors)) if errors.size else 0
+            error = float(errors[worst]) if errors.size else 0.0
+            where = np.unravel_index(int(picks[worst]), x0.shape) if errors.size else ()
+            direction_error = _fd_directions(forward, x0, dy, a, directions, seed)
     except Exception:  # the forward itself fails: the forward's own part reports that
         return ""
-    if error < 1e-5:
+    if error >= 1e-5:
+        index = ", ".join(str(int(i)) for i in where)
         return (
-            f"your {name} agrees with finite differences of your own forward (rel err "
-            f"{error:.1e}), so forward and backward share the mistake"
+            f"your {name} also disagrees with finite differences of your own forward "
+            f"(rel err {error:.1e} at element [{index}])"
         )
+    if direction_error >= 1e-5:
+        return (
+            f"your {name} also disagrees with finite differences of your own forward along "
+            f"a random direction (rel err {direction_error:.1e}), though not at the "
+            f"{picks.size} elements sampled"
+        )
+    if directions:
+        covered += f" and along {directions} random directions"
     return (
-        f"your {name} also disagrees with finite differences of your own forward "
-        f"(rel err {error:.1e})"
+        f"your {name} agrees with finite differences of your own forward {covered} (rel err "
+        f"{max(error, direction_error):.1e}), so forward and backward share the mistake"
     )
+
+
+def _fd_picks(a: np.ndarray, expected, size: int, seed: int) -> tuple[np.ndarray, str]:
+    gen = np.random.default_rng(seed)
+    wrong = np.zeros(0, dtype=np.int64)
+    if expected is not None and np.shape(expected) == a.shape:
+        off = ~np.isclose(a, np.asarray(expected, dtype=np.float64), rtol=1e-6, atol=1e-8)
+        wrong = np.flatnonzero(off)
+        if wrong.size > FD_MAX_ELEMENTS:
+            wrong = np.sort(gen.choice(wrong, FD_MAX_ELEMENTS, replace=False))
+    others = np.setdiff1d(np.arange(size), wrong)
+    others = gen.choice(others, min(24, others.size), replace=False)
+    picks = np.union1d(wrong, others).astype(np.int64)
+    if wrong.size:
+        return picks, (
+            f"at the {wrong.size} elements checked where it differs from the reference, "
+            f"{others.size} others"
+        )
+    return picks, f"at {picks.size} sampled elements"
+
+
+def _fd_directions(forward, x0: np.ndarray, dy, a: np.ndarray, count: int, seed: int) -> float:
+    """The worst relative error of directional derivatives along ``count`` random unit vectors."""
+    if not count:
+        return 0.0
+    gen = np.random.default_rng([seed, 1])
+    weights = np.ones(np.shape(forward(x0.copy()))) if dy is None else np.asarray(dy)
+    worst = 0.0
+    for _ in range(count):
+        v = gen.standard_normal(x0.shape)
+        v /= np.linalg.norm(v)
+        plus = float(np.sum(np.asarray(forward(x0 + _FD_STEP * v), dtype=np.float64) * weights))
+        minus = float(np.sum(np.asarray(forward(x0 - _FD_STEP * v), dtype=np.float64) * weights))
+        numeric, analytic = (plus - minus) / (2 * _FD_STEP), float(np.sum(a * v))
+        floor = max(0.1 * float(np.linalg.norm(a)) / np.sqrt(x0.size), 1e-12)
+        error = abs(numeric - analytic) / max(abs(numeric), abs(analytic), floor)
+        worst = max(worst, error)
+    return worst

@@ -58,6 +58,14 @@ class StudentError(Exception):
         self.where = where
 
 
+class Delegated(Exception):
+    """The kernel's guard saw the call reach a forbidden module (or was switched off)."""
+
+    def __init__(self, call: str, where: str, tampered: bool):
+        super().__init__(call)
+        self.call, self.where, self.tampered = call, where, tampered
+
+
 class StudentAttributeError(StudentError, AttributeError):
     """The kernel's object has no such attribute (``getattr(obj, name, default)`` works)."""
 
@@ -94,7 +102,8 @@ def _rebuild_view(node: dict, arrays: list[np.ndarray]) -> np.ndarray:
         view = np.ndarray(shape, dtype, buffer=owner, offset=start, strides=strides)
     except (TypeError, ValueError):
         raise ViewOutsideInput(
-            f"a view of shape {shape} and strides {strides} reaching outside its input's memory"
+            f"a view reaching outside x's memory (shape {shape}, strides {strides}; x has "
+            f"shape {arg.shape}, strides {arg.strides})"
         ) from None
     view.flags.writeable = False
     return view
@@ -237,12 +246,23 @@ class Connection:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def call(self, ref: int, args: tuple, kwargs: dict):
+    def call(self, ref: int, args: tuple, kwargs: dict, forbid: tuple[str, ...] = ()):
+        """Call the kernel's object ``ref``; ``forbid``: modules its code must not reach
+        (the kernel's guard reports a call into one as :class:`Delegated`)."""
         request = {"op": "call", "target": ref}
+        if forbid:
+            request["forbid"] = list(forbid)
         request["args"] = [self.encode(a) for a in args]
         request["kwargs"] = encode_items(kwargs.items(), self.blobs, self.ref_of, keep_layout=True)
         arrays = [a for a in args if isinstance(a, np.ndarray)]
         header, blobs = self._exchange(request)
+        delegated = header.get("delegated")
+        if isinstance(delegated, dict):
+            raise Delegated(
+                str(delegated.get("call", ""))[:200],
+                str(delegated.get("where", ""))[:500],
+                bool(delegated.get("tampered")),
+            )
         value = self._result(header, blobs, arrays)
         for position, node in header.get("changed_args", []) or []:
             self._write_back(args, position, node, blobs)

@@ -14,15 +14,18 @@ sees; the record keeps it so that a TA can reproduce a grade.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from grader.checks import harness
 from grader.checks.harness import GradingFailure
@@ -45,11 +48,36 @@ class PartRecord:
         return asdict(self)
 
 
-def check_function(assignment: str, grade_id: str):
-    """The check of cell ``grade_id``: ``grader.checks.<assignment>.<grade_id minus test_>``."""
-    module = importlib.import_module(f"grader.checks.{assignment}")
+def checks_module(assignment: str, course_checks: str | os.PathLike | None = None):
+    """The module of ``assignment``'s checks: ``grader.checks.<assignment>`` or, for an
+    assignment of the course's own, ``<course_checks>/<assignment>.py``."""
+    if not assignment or not assignment.replace("_", "").isalnum():
+        return None
+    try:
+        return importlib.import_module(f"grader.checks.{assignment}")
+    except ModuleNotFoundError:
+        pass
+    if course_checks is None:
+        return None
+    path = Path(course_checks) / f"{assignment}.py"
+    if not path.is_file():
+        return None
+    name = f"cvgrade_course_checks.{assignment}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def check_function(module, grade_id: str):
+    """The check of cell ``grade_id`` in ``module``: the function named ``grade_id`` minus
+    ``test_``, if the module exports it."""
     name = grade_id.removeprefix("test_")
-    if name not in getattr(module, "__all__", ()) or not grade_id.startswith("test_"):
+    if module is None or not grade_id.startswith("test_"):
+        return None
+    if name not in getattr(module, "__all__", ()):
         return None
     return getattr(module, name)
 
@@ -84,8 +112,16 @@ def run_check(check, objects: list, *, seed: int | None, grade_id: str) -> PartR
 class Judge:
     """Listens on a Unix socket in a folder of its own; see the module docstring."""
 
-    def __init__(self, assignment: str, *, seed: int | None = None, peer_uid: int | None = None):
+    def __init__(
+        self,
+        assignment: str,
+        *,
+        seed: int | None = None,
+        course_checks: str | os.PathLike | None = None,
+        peer_uid: int | None = None,
+    ):
         self.assignment = assignment
+        self.checks = checks_module(assignment, course_checks)
         self.seed = secrets.randbits(63) if seed is None else int(seed)
         self.peer_uid = peer_uid
         self.records: dict[str, PartRecord] = {}
@@ -199,7 +235,7 @@ class Judge:
             self.notes.append(f"{grade_id}: the kernel asked again; each part is graded once")
             connection.send({"kind": "done"})
             return
-        check = check_function(self.assignment, grade_id)
+        check = check_function(self.checks, grade_id)
         if check is None:
             self.notes.append(f"{grade_id}: no check of that name in {self.assignment}")
             return

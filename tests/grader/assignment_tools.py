@@ -24,7 +24,8 @@ CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 IMPORTS_TORCH_OR_GRADER = re.compile(r"^\s*(import|from)\s+(torch|grader)\b", re.M)
 # The reason a delegating part is given (grader.checks.harness).
 DELEGATION = "graded parts must be computed by your own NumPy code"
-CHECK_CALL = re.compile(r"checks\.(\w+)\([\w, ]*\)")
+# A hidden test hands the student's objects to the judge, naming the check that grades them.
+CHECK_CALL = re.compile(r'hand_over\("(\w+)", [\w, ]+\)')
 
 
 def _markdown_problems(cell, meta: dict, where: str) -> list[str]:
@@ -50,7 +51,7 @@ def _graded_cell_problem(cell, meta: dict, assignment: str) -> tuple[str | None,
         and cell.id == f"test_{call.group(1)}"
         and lines[0].startswith("# Graded: ")
         and lines[1] == notebooks.HIDDEN_BEGIN
-        and lines[2:4] == [f"from grader.checks import {assignment} as checks", ""]
+        and lines[2:4] == ["from cvcourse.judge_link import hand_over", ""]
         and lines[5] == notebooks.HIDDEN_END
     )
     if not ok:

@@ -51,8 +51,9 @@ def tiny_notebook() -> nbformat.NotebookNode:
             _code("double_public", "assert double(0) == 0", locked=True),
             _code(
                 "test_double",
-                "# Graded: double\n### BEGIN HIDDEN TESTS\nassert double(2) == 4\n"
-                "assert np.all(double(np.arange(3)) == [0, 2, 4])\n### END HIDDEN TESTS",
+                "# Graded: double\n### BEGIN HIDDEN TESTS\n"
+                "from cvcourse.judge_link import hand_over\n\n"
+                'hand_over("double", double)\n### END HIDDEN TESTS',
                 grade=True,
                 locked=True,
                 points=2,
@@ -64,8 +65,9 @@ def tiny_notebook() -> nbformat.NotebookNode:
             ),
             _code(
                 "test_triple",
-                "# Graded: triple\n### BEGIN HIDDEN TESTS\nassert triple(2) == 6\n"
-                "### END HIDDEN TESTS",
+                "# Graded: triple\n### BEGIN HIDDEN TESTS\n"
+                "from cvcourse.judge_link import hand_over\n\n"
+                'hand_over("triple", triple)\n### END HIDDEN TESTS',
                 grade=True,
                 locked=True,
                 points=1,
@@ -80,9 +82,38 @@ def tiny_notebook() -> nbformat.NotebookNode:
     return nb
 
 
+# The course's own checks (``<course>/checks/tiny.py``), run by the judge as the four
+# assignments' checks in grader/checks are.
+TINY_CHECKS = '''
+import numpy as np
+
+from grader.checks.harness import assert_close, passed, student_call
+
+__all__ = ["double", "triple"]
+
+
+def _times(k, function, name):
+    for x in (2.0, np.arange(3.0)):
+        case = f"x = {x!r}"
+        out = student_call(name, case, function, x)
+        assert_close(out, k * x, what=f"{name}(x)", case=case, reference=f"{k} * x")
+    passed(name, "2 cases")
+
+
+def double(double):
+    _times(2, double, "double")
+
+
+def triple(triple):
+    _times(3, triple, "triple")
+'''
+
+
 def make_tiny_course(root: Path) -> Path:
     """Create the course under ``root`` (which must not exist); returns ``root``."""
     (root / "assignments" / "tiny").mkdir(parents=True)
+    (root / "checks").mkdir()
+    (root / "checks" / "tiny.py").write_text(TINY_CHECKS)
     shutil.copy(REPO / "course" / "nbgrader_config.py", root / "nbgrader_config.py")
     nbformat.write(tiny_notebook(), root / "assignments" / "tiny" / "tiny.ipynb")
     return root
