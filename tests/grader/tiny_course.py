@@ -84,7 +84,7 @@ def tiny_notebook() -> nbformat.NotebookNode:
 
 # The course's own checks (``<course>/checks/tiny.py``), run by the judge as the four
 # assignments' checks in grader/checks are.
-TINY_CHECKS = '''
+TINY_CHECKS = """
 import numpy as np
 
 from grader.checks.harness import assert_close, passed, student_call
@@ -106,7 +106,7 @@ def double(double):
 
 def triple(triple):
     _times(3, triple, "triple")
-'''
+"""
 
 
 def make_tiny_course(root: Path) -> Path:
