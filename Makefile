@@ -31,11 +31,14 @@ $(STAMP): pyproject.toml grader/pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
+	@# Student code is graded in a bubblewrap sandbox: install it if it is missing.
+	bash scripts/install-sandbox.sh
 	$(PY) -m grader.term --jobs 2
 
 test: setup
 	@# The browser test drives Debian's chromium: install it if it is missing.
 	bash scripts/install-browser.sh
+	bash scripts/install-sandbox.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -50,6 +53,7 @@ bench: setup
 	$(PY) bench/bench_kernels.py
 
 bench-grading: setup
+	bash scripts/install-sandbox.sh
 	$(PY) bench/bench_grading.py
 
 clean:

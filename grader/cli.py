@@ -3,6 +3,7 @@
     cvgrade release [ASSIGNMENT ...]        student versions into course/release/
     cvgrade collect ASSIGNMENT SOURCE       a folder or LMS zip into course/submitted/
     cvgrade autograde ASSIGNMENT [--jobs N] [--timeout S] [--memory-mb M] [--student ID ...]
+                                            [--unsafe-no-sandbox]
     cvgrade feedback ASSIGNMENT             nbgrader's HTML feedback into course/feedback/
     cvgrade export [--out FILE]             grades.csv: every part, every total
     cvgrade report [--out DIR]              pass rates, histogram, HTML summary
@@ -93,7 +94,12 @@ def report(course: Course, out: Path | None = None) -> Path:
 
 def autograde(course: Course, assignment: str, args) -> None:
     from grader.autograde import autograde as run_autograde
+    from grader.course import UNSAFE_NOTE, allow_unsafe_grading, require_sandbox
 
+    allow_unsafe_grading(args.unsafe_no_sandbox)
+    require_sandbox()
+    if args.unsafe_no_sandbox:
+        print(f"cvgrade: WARNING: {UNSAFE_NOTE}", file=sys.stderr)
     records = run_autograde(
         course,
         assignment,
@@ -138,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
         p.add_argument("--timeout", type=int, help="seconds per cell (course default: 120)")
         p.add_argument("--memory-mb", type=int, help="memory limit per kernel (default 4096)")
+        p.add_argument(
+            "--unsafe-no-sandbox",
+            action="store_true",
+            help="grade without bubblewrap (student code runs with your rights; every "
+            "report says so)",
+        )
 
     p = sub.add_parser("autograde", help="autograde submitted notebooks")
     p.add_argument("assignment")

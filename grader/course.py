@@ -192,7 +192,6 @@ class Course:
         kernel_home()
         limits = Limits(memory_mb=memory_mb or DEFAULT_MEMORY_MB)
         os.environ.update(limits.to_environment())
-        require_sandbox()
 
     # -- the sandbox ------------------------------------------------------------------------
 

@@ -80,6 +80,9 @@ class SandboxKernelManager(AsyncKernelManager):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        from grader.course import require_sandbox
+
+        require_sandbox()  # never start a student's kernel unsandboxed by accident
         self.kernel_dir = sandbox.new_kernel_dir()
         self.transport = "ipc"
         self.ip = os.path.join(self.kernel_dir, "ipc")

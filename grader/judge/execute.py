@@ -23,6 +23,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer
 
 from cvcourse.judge_link import SOCKET_VARIABLE
+from grader.course import UNSAFE_NOTE, sandboxed
 from grader.judge.session import Judge
 from grader.preprocessors import CrashTolerantExecute
 
@@ -63,10 +64,13 @@ class JudgedExecute(CrashTolerantExecute):
             else:
                 os.environ[SOCKET_VARIABLE] = previous
             self._judge.close()
+            notes = list(self._judge.notes)
+            if not sandboxed():
+                notes.insert(0, UNSAFE_NOTE)
             resources[RECORD_KEY] = {
                 "seed": str(self._judge.seed),
                 "parts": {part: r.to_dict() for part, r in self._judge.records.items()},
-                "notes": list(self._judge.notes),
+                "notes": notes,
             }
 
     def preprocess_cell(self, cell, resources, index):
