@@ -7,7 +7,8 @@ The kernel is started by :func:`launch` (the grading kernelspec's command) and s
   gradebook, other students), not the grader's code, not any other kernel's files;
 - ``torch``, ``scipy.signal``, ``scipy.ndimage`` and cvcourse's reference ``kernels``, ``nn``
   and ``models`` replaced by modules that raise ``ImportError``, so a graded part cannot
-  delegate to them at all;
+  delegate to them at all; the bundled digits without their test split, which the judge
+  keeps for measuring a trained model's accuracy;
 - a private ``/tmp`` and home (``/home/student``, its working folder, holding a copy of the
   submission's files), both size-limited tmpfs, and the kernel's own folder (its
   connection file and ZeroMQ ``ipc`` sockets) as the only writable places, and the judge's
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SANDBOX_HOME = "/home/student"
+HELD_OUT_VARIABLE = "CVCOURSE_DIGITS_HELD_OUT"  # cvcourse.data.digits.HELD_OUT_VARIABLE
 # A uid of its own per kernel: well above any real account.
 UID_BASE = 1_000_000
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -173,6 +175,16 @@ def make_stubs(folder: Path) -> dict[str, Path]:
             stub.write_text(_stub_source(module))
         stub.chmod(0o755 if stub.is_dir() else 0o644)
         stubs[os.path.realpath(real)] = stub
+    # The digits' test split is held out: the grader measures accuracy on it (a4) through
+    # the student's forward, so the kernel must not hold those digits or their labels.
+    try:
+        from cvcourse.data import digits
+
+        real = os.path.realpath(digits._digits_file())
+        stubs[real] = digits.write_training_digits(folder / "digits.csv.gz")
+        stubs[real].chmod(0o644)
+    except (ImportError, OSError, ValueError):
+        pass
     return stubs
 
 
@@ -240,7 +252,10 @@ def bwrap_command(
         folder = os.path.dirname(judge_socket)
         cmd += _parents_with_mode(folder, made) + ["--ro-bind", folder, folder]
     cmd += ["--chdir", SANDBOX_HOME, "--hostname", "sandbox", "--clearenv"]
-    for key, value in _kernel_environment(judge_socket, limits).items():
+    environment = _kernel_environment(judge_socket, limits)
+    if any(real.endswith("digits.csv.gz") for real in stubs):
+        environment[HELD_OUT_VARIABLE] = "1"
+    for key, value in environment.items():
         cmd += ["--setenv", key, value]
     if uid is not None:
         # bwrap runs as root (it needs to read the Python under /root, say); the kernel and
