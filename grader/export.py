@@ -9,6 +9,10 @@ Rules shared by every view:
 
 - a score of ``None`` (nbgrader has no score: the notebook never ran) counts 0 in totals and
   is shown as an empty cell in the CSV and as ``-`` in tables;
+- an ungraded submission (rows with ``ungraded`` set: the grading worker died, nbgrader
+  failed) is never a 0: its cells and totals are empty in the CSV, its status column says
+  ``ungraded``, the tables say ``ungraded``, and the report lists it apart from the
+  statistics. A student with an ungraded assignment has no course total;
 - a student with no submission for an assignment gets empty cells, and counts 0 towards the
   course total (the course maximum is the sum over every assignment);
 - numbers are written without trailing noise: ``2``, ``1.5``, ``0.333333``.
@@ -26,6 +30,8 @@ from cvcourse.fileio import atomic_path
 from grader.gradebook import CellScore
 
 MAX_ROW = "(max)"
+GRADED = "graded"
+UNGRADED = "ungraded"
 
 # Marks of the per-part table.
 FULL = "✓"
@@ -73,10 +79,22 @@ class Assignment:
     name: str
     cells: list[Cell]
     submissions: dict[str, dict[tuple[str, str], CellScore]] = field(default_factory=dict)
+    ungraded: dict[str, str] = field(default_factory=dict)  # student -> why
 
     @property
     def max_score(self) -> float:
         return sum(cell.max_score for cell in self.cells)
+
+    @property
+    def graded(self) -> list[str]:
+        """Students whose submission was graded, sorted."""
+        return sorted(s for s in self.submissions if s not in self.ungraded)
+
+    def status(self, student: str) -> str:
+        """``"graded"``, ``"ungraded"``, or ``""`` if the student did not submit."""
+        if student not in self.submissions:
+            return ""
+        return UNGRADED if student in self.ungraded else GRADED
 
     def score(self, student: str, cell: Cell) -> float | None:
         """The student's score for ``cell``; None if not graded or not submitted."""
@@ -85,8 +103,8 @@ class Assignment:
 
     def total(self, student: str) -> float | None:
         """The student's total for this assignment (None scores count 0); None if the student
-        did not submit it."""
-        if student not in self.submissions:
+        did not submit it or it is ungraded."""
+        if student not in self.submissions or student in self.ungraded:
             return None
         return sum(self.score(student, cell) or 0.0 for cell in self.cells)
 
@@ -102,8 +120,11 @@ class Collated:
     def max_total(self) -> float:
         return sum(a.max_score for a in self.assignments)
 
-    def total(self, student: str) -> float:
-        """The student's course total; a missing assignment or a None score counts 0."""
+    def total(self, student: str) -> float | None:
+        """The student's course total; a missing assignment or a None score counts 0. None
+        if one of the student's assignments is ungraded."""
+        if any(student in a.ungraded for a in self.assignments):
+            return None
         return sum(a.total(student) or 0.0 for a in self.assignments)
 
     def assignment(self, name: str) -> Assignment:
@@ -125,6 +146,7 @@ def collate(scores: Iterable[CellScore]) -> Collated:
     order: dict[str, list[tuple[str, str]]] = {}
     maxima: dict[tuple[str, tuple[str, str]], float] = {}
     submissions: dict[str, dict[str, dict[tuple[str, str], CellScore]]] = {}
+    ungraded: dict[str, dict[str, str]] = {}
     previous: tuple[str, str, tuple[str, str] | None] | None = None
     for row in scores:
         if not isinstance(row, CellScore):
@@ -138,6 +160,8 @@ def collate(scores: Iterable[CellScore]) -> Collated:
                 f"{row.student}'s submission of {row.assignment}"
             )
         rows[key] = row
+        if row.ungraded:
+            ungraded.setdefault(row.assignment, {})[row.student] = row.ungraded
         if key not in cells:
             # A cell this submission has and earlier ones lacked: insert it after the cell
             # that precedes it here or, if it is the submission's first, before the first
@@ -167,7 +191,7 @@ def collate(scores: Iterable[CellScore]) -> Collated:
             Cell(notebook, cell, label, short, maxima[(name, (notebook, cell))])
             for (notebook, cell), label, short in zip(keys, labels, shorts, strict=True)
         ]
-        assignments.append(Assignment(name, cells, submissions[name]))
+        assignments.append(Assignment(name, cells, submissions[name], ungraded.get(name, {})))
     students = sorted({student for a in assignments for student in a.submissions})
     return Collated(assignments, students)
 
@@ -182,10 +206,12 @@ def write_grades_csv(scores: Iterable[CellScore], path) -> Path:
     """Write the grades CSV at ``path`` (atomically); returns its path.
 
     Columns: ``student``; for each assignment (in order of first appearance) one column per
-    graded cell, ``<assignment>/<cell>``, then ``<assignment>/total``; then ``total``. The
-    first data row, student ``(max)``, holds each column's maximum; then one row per student,
-    sorted. Empty cells: never graded, or not submitted (an assignment total is empty only
-    when the student did not submit it). The same scores always give the same bytes.
+    graded cell, ``<assignment>/<cell>``, then ``<assignment>/total`` and
+    ``<assignment>/status`` (``graded``, ``ungraded``, or empty if not submitted); then
+    ``total``. The first data row, student ``(max)``, holds each column's maximum; then one
+    row per student, sorted. Empty cells: never graded, not submitted, or the whole
+    submission ungraded (then its total, and the student's course total, are empty too:
+    an ungraded submission is never a 0). The same scores always give the same bytes.
     """
     grades = collate(scores)
     header = ["student"]
@@ -194,8 +220,8 @@ def write_grades_csv(scores: Iterable[CellScore], path) -> Path:
         for cell in assignment.cells:
             header.append(f"{assignment.name}/{cell.label}")
             maxima.append(format_score(cell.max_score))
-        header.append(f"{assignment.name}/total")
-        maxima.append(format_score(assignment.max_score))
+        header += [f"{assignment.name}/total", f"{assignment.name}/status"]
+        maxima += [format_score(assignment.max_score), ""]
     header.append("total")
     maxima.append(format_score(grades.max_total))
 
@@ -204,7 +230,7 @@ def write_grades_csv(scores: Iterable[CellScore], path) -> Path:
         row = [student]
         for assignment in grades.assignments:
             row += [format_score(assignment.score(student, cell)) for cell in assignment.cells]
-            row.append(format_score(assignment.total(student)))
+            row += [format_score(assignment.total(student)), assignment.status(student)]
         row.append(format_score(grades.total(student)))
         rows.append(row)
 
@@ -237,8 +263,8 @@ def _fraction(score: float | None, maximum: float) -> str:
 
 def score_table(scores: Iterable[CellScore]) -> str:
     """A plain-text table, one row per student (sorted): ``score/max`` per assignment (``-``
-    where not submitted) and the course total; returns it as a string without a final
-    newline."""
+    where not submitted, ``ungraded`` where it could not be graded) and the course total
+    (``ungraded`` if any assignment is); returns it as a string without a final newline."""
     grades = collate(scores)
     if not grades.assignments:
         return "nothing graded yet"
@@ -246,8 +272,13 @@ def score_table(scores: Iterable[CellScore]) -> str:
     rows = [
         [
             student,
-            *(_fraction(a.total(student), a.max_score) for a in grades.assignments),
-            _fraction(grades.total(student), grades.max_total),
+            *(
+                UNGRADED if student in a.ungraded else _fraction(a.total(student), a.max_score)
+                for a in grades.assignments
+            ),
+            UNGRADED
+            if grades.total(student) is None
+            else _fraction(grades.total(student), grades.max_total),
         ]
         for student in grades.students
     ]
@@ -269,15 +300,17 @@ def part_mark(score: float | None, max_score: float) -> str:
 def part_table(scores: Iterable[CellScore], assignment: str) -> str:
     """A plain-text table of one assignment: one row per student who submitted it, one column
     per graded cell (``test_`` stripped from the name) marked by :func:`part_mark`, and the
-    total; returns it as a string without a final newline. Raises ``ValueError`` if the
-    assignment has no scores."""
+    total (``ungraded`` for a submission that could not be graded); returns it as a string
+    without a final newline. Raises ``ValueError`` if the assignment has no scores."""
     graded = collate(scores).assignment(assignment)
     header = ["student", *(cell.short for cell in graded.cells), "total"]
     rows = [
         [
             student,
             *(part_mark(graded.score(student, cell), cell.max_score) for cell in graded.cells),
-            _fraction(graded.total(student), graded.max_score),
+            UNGRADED
+            if student in graded.ungraded
+            else _fraction(graded.total(student), graded.max_score),
         ]
         for student in sorted(graded.submissions)
     ]

@@ -4,6 +4,11 @@ nbgrader keeps a score per graded cell per submission (``nbgrader.api.Gradebook`
 ``export`` keeps only totals. :func:`cell_scores` reads every cell's score and adds the
 first line of the cell's error output in the autograded notebook (the check's diagnosis),
 which is what the export and the report are built from.
+
+A submission that was collected but could not be graded (its grading record says so: the
+grading worker died twice, nbgrader failed) or that has no grades yet gives rows too, every
+score None and ``ungraded`` saying why, so that it is listed as ungraded and never counted
+as 0 (the gradebook may still hold an earlier run's scores for it: they are not used).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class CellScore:
 
     ``score`` is None when nbgrader has no score (the notebook never ran: see the
     submission's problems). ``message`` is the first line of the cell's error, "" if none.
+    ``ungraded`` is "" for a graded submission, else why the whole submission has no grade
+    (every one of its rows then has score None and the same reason).
     """
 
     assignment: str
@@ -32,6 +39,7 @@ class CellScore:
     score: float | None
     max_score: float
     message: str = ""
+    ungraded: str = ""
 
     @property
     def passed(self) -> bool:
@@ -62,10 +70,39 @@ def _messages(path: str) -> dict[str, str]:
     return found
 
 
+def _ungraded_reason(record) -> str:
+    # Why the grading record says the submission was not graded, in one line.
+    for note in reversed(record.notes):
+        if "not graded" in note or "could not grade" in note:
+            return note
+    return "nbgrader could not grade this submission"
+
+
+def _ungraded_rows(gb, assignment: str, student: str, reason: str) -> list[CellScore]:
+    rows = []
+    for notebook in gb.find_assignment(assignment).notebooks:
+        for cell in notebook.grade_cells:
+            rows.append(
+                CellScore(
+                    assignment=assignment,
+                    student=student,
+                    notebook=notebook.name,
+                    cell=cell.name,
+                    score=None,
+                    max_score=float(cell.max_score),
+                    ungraded=reason,
+                )
+            )
+    return rows
+
+
 def cell_scores(course: Course, assignments: list[str] | None = None) -> list[CellScore]:
-    """Every graded cell of every autograded submission, ordered by assignment, student and
-    the cell's position in the notebook."""
+    """Every graded cell of every submission in ``submitted/`` of an assignment in the
+    gradebook, ordered by assignment, student and the cell's position in the notebook;
+    ungraded submissions (see the module docstring) give rows with ``ungraded`` set."""
     from nbgrader.api import Gradebook, MissingEntry
+
+    from grader.autograde import GradingRecord
 
     if not course.gradebook.exists():
         return []
@@ -76,10 +113,19 @@ def cell_scores(course: Course, assignments: list[str] | None = None) -> list[Ce
         for assignment in wanted:
             if assignment not in known:
                 continue
+            records = {r.student: r for r in GradingRecord.load_all(course, assignment)}
             for student in course.students(assignment):
+                record = records.get(student)
+                if record is not None and not record.success:
+                    rows += _ungraded_rows(gb, assignment, student, _ungraded_reason(record))
+                    continue
                 try:
                     submission = gb.find_submission(assignment, student)
                 except MissingEntry:
+                    reason = (
+                        "not autograded yet" if record is None else "no grades in the gradebook"
+                    )
+                    rows += _ungraded_rows(gb, assignment, student, reason)
                     continue
                 for notebook in submission.notebooks:
                     path = course.step_dir("autograded", student, assignment) / (

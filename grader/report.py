@@ -4,14 +4,17 @@
 
 - ``report.html``: standalone (inline CSS, no scripts, no external assets but the two PNGs
   beside it): a summary per assignment, the pass rate of every test cell with its most common
-  failure message, every student's scores, and the problems found while grading;
+  failure message, every student's scores, the submissions that could not be graded, and
+  the problems found while grading;
 - ``histogram.png``: the distribution of total scores (percent), one panel per assignment and
   one for the course;
 - ``pass_rates.png``: per test cell, the share of submissions at full marks;
 - ``pass_rates.csv``: the numbers behind the pass-rate table.
 
 Scores follow :mod:`grader.export`'s rules (None counts 0; a cell a submission lacks counts
-0). Every string that comes from a submission or the course (student ids, cell names, error
+0). An ungraded submission is listed, and left out of every statistic (summary, pass rates,
+histograms): counting it as 0 would lower the class's numbers for a failure of the grader's.
+Every string that comes from a submission or the course (student ids, cell names, error
 messages, notes) is escaped. The same input gives byte-identical files: nothing records the
 time, and the PNGs carry no metadata (Agg would otherwise write matplotlib's version).
 """
@@ -30,6 +33,7 @@ from cvcourse.fileio import atomic_path
 from grader.export import (
     FULL,
     NOT_GRADED,
+    UNGRADED,
     ZERO,
     Assignment,
     Cell,
@@ -67,7 +71,8 @@ _DPI = 100
 class CellStats:
     """How one test cell went across an assignment's submissions.
 
-    ``zero`` counts submissions that scored 0, including never graded (None) ones;
+    ``submissions`` counts graded submissions only (an ungraded one is no evidence about the
+    cell); ``zero`` counts those that scored 0, including a None score;
     ``failure`` is the most common message among submissions short of full marks ("" if they
     left none) and ``failure_count`` how many submissions gave it.
     """
@@ -91,10 +96,11 @@ def cell_stats(grades: Collated) -> list[CellStats]:
     stats = []
     for assignment in grades.assignments:
         for cell in assignment.cells:
-            scores = [assignment.score(s, cell) for s in assignment.submissions]
+            graded = assignment.graded
+            scores = [assignment.score(s, cell) for s in graded]
             failures = Counter(
                 assignment.submissions[student][cell.key].message
-                for student in assignment.submissions
+                for student in graded
                 if cell.key in assignment.submissions[student]
                 and not assignment.submissions[student][cell.key].passed
                 and assignment.submissions[student][cell.key].message
@@ -205,15 +211,18 @@ def _histogram_figure(grades: Collated):
             assignment.name,
             [
                 percent(assignment.total(student), assignment.max_score)
-                for student in sorted(assignment.submissions)
+                for student in assignment.graded
             ],
+            len(assignment.ungraded),
         )
         for assignment in grades.assignments
     ]
+    complete = [s for s in grades.students if grades.total(s) is not None]
     panels.append(
         (
             "course total",
-            [percent(grades.total(s), grades.max_total) for s in grades.students],
+            [percent(grades.total(s), grades.max_total) for s in complete],
+            len(grades.students) - len(complete),
         )
     )
     cols = min(3, len(panels))
@@ -222,12 +231,13 @@ def _histogram_figure(grades: Collated):
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     # The same ten bins everywhere, so panels compare at a glance; 100 % falls in the last.
     bins = [10 * i for i in range(11)]
-    for ax, (title, values) in zip(axes, panels, strict=False):
+    for ax, (title, values, ungraded) in zip(axes, panels, strict=False):
         ax.hist(values, bins=bins, color="#4c72b0", edgecolor="white")
         ax.set_xlim(0, 100)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        mean = statistics.fmean(values)
-        ax.set_title(f"{title}\n{len(values)} students, mean {mean:.1f} %", fontsize=10)
+        mean = f"mean {statistics.fmean(values):.1f} %" if values else "no grades"
+        extra = f" (+{ungraded} ungraded)" if ungraded else ""
+        ax.set_title(f"{title}\n{len(values)} students{extra}, {mean}", fontsize=10)
         ax.set_xlabel("total score (% of maximum)")
         ax.set_ylabel("students")
     for ax in axes[len(panels) :]:
@@ -323,25 +333,34 @@ def _n(value: float, digits: int = 2) -> str:
 
 def _summary(grades: Collated) -> str:
     submissions = sum(len(a.submissions) for a in grades.assignments)
+    ungraded = sum(len(a.ungraded) for a in grades.assignments)
     intro = (
         f"<p>{len(grades.students)} students, {submissions} submissions, "
-        f"{len(grades.assignments)} assignments.</p>"
+        f"{len(grades.assignments)} assignments."
+        + (
+            f" <strong>{ungraded} ungraded</strong> (listed below, left out of every statistic)."
+            if ungraded
+            else ""
+        )
+        + "</p>"
     )
     header = [
         ("", "assignment"),
-        ("num", "submissions"),
+        ("num", "graded"),
+        ("num", "ungraded"),
         ("num", "max"),
         ("num", "mean total"),
         ("num", "median total"),
         ("num", "mean %"),
     ]
 
-    def row(name: str, totals: list[float], maximum: float) -> list[tuple[str, str]]:
+    def row(name: str, totals: list[float], ungraded: int, maximum: float):
         mean = statistics.fmean(totals) if totals else 0.0
         median = statistics.median(totals) if totals else 0.0
         return [
             ("", name),
             ("num", str(len(totals))),
+            ("num", str(ungraded)),
             ("num", _n(maximum)),
             ("num", _n(mean)),
             ("num", _n(median)),
@@ -349,13 +368,15 @@ def _summary(grades: Collated) -> str:
         ]
 
     rows = [
-        row(_e(a.name), [a.total(s) for s in sorted(a.submissions)], a.max_score)
+        row(_e(a.name), [a.total(s) for s in a.graded], len(a.ungraded), a.max_score)
         for a in grades.assignments
     ]
+    complete = [grades.total(s) for s in grades.students if grades.total(s) is not None]
     rows.append(
         row(
             "<em>course total</em> (a missing assignment counts 0)",
-            [grades.total(s) for s in grades.students],
+            complete,
+            len(grades.students) - len(complete),
             grades.max_total,
         )
     )
@@ -412,11 +433,17 @@ def _student_table(grades: Collated) -> str:
     for student in grades.students:
         total = grades.total(student)
         row = [("", _e(student))]
-        row += [("num", _fraction(a.total(student), a.max_score)) for a in grades.assignments]
         row += [
-            ("num", _fraction(total, grades.max_total)),
-            ("num", f"{percent(total, grades.max_total):.1f}"),
+            ("num", UNGRADED if student in a.ungraded else _fraction(a.total(student), a.max_score))
+            for a in grades.assignments
         ]
+        if total is None:
+            row += [("num", UNGRADED), ("num", "")]
+        else:
+            row += [
+                ("num", _fraction(total, grades.max_total)),
+                ("num", f"{percent(total, grades.max_total):.1f}"),
+            ]
         rows.append(row)
     return _table(header, rows)
 
@@ -437,10 +464,13 @@ def _part_table(assignment: Assignment) -> str:
                 mark, "mark"
             )
             content = _e(mark)
-            if found is not None and found.message:
-                content = f'<span title="{_e(found.message)}">{content}</span>'
+            if found is not None and (found.message or found.ungraded):
+                content = f'<span title="{_e(found.message or found.ungraded)}">{content}</span>'
             row.append((klass, content))
-        row.append(("num", _fraction(assignment.total(student), assignment.max_score)))
+        if student in assignment.ungraded:
+            row.append(("num", UNGRADED))
+        else:
+            row.append(("num", _fraction(assignment.total(student), assignment.max_score)))
         rows.append(row)
     return f"<h3>{_e(assignment.name)}</h3>\n" + _table(header, rows)
 
@@ -455,6 +485,17 @@ def _order_notes(
         notes.items(),
         key=lambda kv: (rank.get(kv[0][0], len(rank)), kv[0][0], kv[0][1]),
     )
+
+
+def _ungraded(grades: Collated) -> str:
+    rows = [
+        [("", _e(a.name)), ("", _e(student)), ("msg", _e(a.ungraded[student]))]
+        for a in grades.assignments
+        for student in sorted(a.ungraded)
+    ]
+    if not rows:
+        return "<p>none</p>"
+    return _table([("", "assignment"), ("", "student"), ("", "why")], rows)
 
 
 def _problems(grades: Collated, notes: dict[tuple[str, str], list[str]]) -> str:
@@ -491,18 +532,24 @@ def _html(grades: Collated, stats: list[CellStats], notes) -> str:
             f'<img src="{HISTOGRAM}" alt="Histograms of total scores in percent, '
             'per assignment and for the course">',
             "<h2>Pass rate per test cell</h2>",
-            "<p>Share of submissions at full marks. A cell never graded (its notebook did not "
-            "run) counts as zero. The failure message is the most common first line of the "
+            "<p>Share of graded submissions at full marks. A cell never graded (its notebook "
+            "did not run) counts as zero. The failure message is the most common first line of the "
             f"cell's error among submissions short of full marks. Also in "
             f'<a href="{PASS_RATES_CSV}">{PASS_RATES_CSV}</a>.</p>',
             _pass_rate_table(stats),
             f'<img src="{PASS_RATES_PNG}" alt="Bar chart of the pass rate per test cell">',
             "<h2>Scores per student</h2>",
-            "<p>&ndash; means not submitted. Per part: &#10003; full marks, &#10007; zero, "
+            "<p>&ndash; means not submitted, ungraded that the submission could not be "
+            "graded (see below). Per part: &#10003; full marks, &#10007; zero, "
             "a number for partial credit, - never graded; hover a mark for the "
             "cell's message.</p>",
             _student_table(grades),
             *(_part_table(a) for a in grades.assignments),
+            "<h2>Ungraded submissions</h2>",
+            "<p>Submissions the grader could not grade (a grading worker died twice, "
+            "nbgrader failed, or not autograded yet). They have no score, not 0, and are left "
+            "out of the statistics above; grade them again or by hand.</p>",
+            _ungraded(grades),
         ]
     parts += [
         "<h2>Problems found while grading</h2>",

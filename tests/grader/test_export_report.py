@@ -9,6 +9,7 @@ Two assignments, three students. Hand-computed (max 6 + 6 = 12):
 """
 
 import csv
+import html
 import io
 import os
 
@@ -68,16 +69,18 @@ def test_grades_csv_columns_max_row_totals_and_empty_cells(tmp_path):
             "fc_losses/test_relu",
             "fc_losses/test_ce",
             "fc_losses/total",
+            "fc_losses/status",
             "conv_pool/test_conv",
             "conv_pool/test_pool",
             "conv_pool/total",
+            "conv_pool/status",
             "total",
         ],
-        ["(max)", "2", "1", "3", "6", "4", "2", "6", "12"],
-        ["alice", "2", "1", "3", "6", "4", "1", "5", "11"],
-        ["bob", "2", "0", "1.5", "3.5", "0", "2", "2", "5.5"],
-        # None -> empty, counts 0; conv_pool not submitted -> empty cells and total
-        ["carol", "2", "", "0", "2", "", "", "", "2"],
+        ["(max)", "2", "1", "3", "6", "", "4", "2", "6", "", "12"],
+        ["alice", "2", "1", "3", "6", "graded", "4", "1", "5", "graded", "11"],
+        ["bob", "2", "0", "1.5", "3.5", "graded", "0", "2", "2", "graded", "5.5"],
+        # None -> empty, counts 0; conv_pool not submitted -> empty cells, total and status
+        ["carol", "2", "", "0", "2", "graded", "", "", "", "", "2"],
     ]
 
 
@@ -190,3 +193,74 @@ def test_empty_input_reports_nothing_graded(tmp_path):
     grades = write_grades_csv([], tmp_path / "grades.csv").read_text(encoding="utf-8")
     assert list(csv.reader(io.StringIO(grades))) == [["student", "total"], ["(max)", "0"]]
     assert score_table([]) == "nothing graded yet"
+
+
+# dave's fc_losses could not be graded (its worker died twice): rows with score None and a
+# reason. erin's conv_pool too, and she has nothing else.
+DIED = "the grading worker died on each of 2 tries (killed by SIGKILL; killed by SIGKILL)"
+
+
+def _with_ungraded():
+    return [
+        *_scores(),
+        *[
+            CellScore("fc_losses", "dave", "fc_losses", cell, None, float(points), "", DIED)
+            for cell, points in FC_CELLS
+        ],
+        *_rows("conv_pool", "conv", CONV_CELLS, "dave", [4.0, 2.0]),
+        *[
+            CellScore("conv_pool", "erin", "conv", cell, None, float(points), "", "not autograded")
+            for cell, points in CONV_CELLS
+        ],
+    ]
+
+
+def test_an_ungraded_submission_is_empty_and_marked_in_the_csv_never_zero(tmp_path):
+    rows = {r[0]: r for r in _read_csv(write_grades_csv(_with_ungraded(), tmp_path / "g.csv"))}
+    # fc_losses: three empty cells, empty total, "ungraded"; conv_pool graded; no course total
+    assert rows["dave"] == ["dave", "", "", "", "", "ungraded", "4", "2", "6", "graded", ""]
+    assert rows["erin"] == ["erin", "", "", "", "", "", "", "", "", "ungraded", ""]
+    # the others are unchanged
+    before = {r[0]: r for r in _read_csv(write_grades_csv(_scores(), tmp_path / "before.csv"))}
+    for student in ("(max)", "alice", "bob", "carol"):
+        assert rows[student] == before[student]
+
+
+def test_tables_say_ungraded_instead_of_a_score():
+    lines = score_table(_with_ungraded()).splitlines()
+    assert lines[5].split() == ["dave", "ungraded", "6/6", "ungraded"]
+    assert lines[6].split() == ["erin", "-", "ungraded", "ungraded"]
+    parts = part_table(_with_ungraded(), "fc_losses").splitlines()
+    assert parts[5].split() == ["dave", "-", "-", "-", "ungraded"]
+
+
+def test_report_lists_ungraded_submissions_and_leaves_them_out_of_the_statistics(tmp_path):
+    path = write_report(_with_ungraded(), NOTES, tmp_path / "with")
+    text = path.read_text(encoding="utf-8")
+    section = text.split("<h2>Ungraded submissions</h2>")[1].split("<h2>")[0]
+    assert "<td>dave</td>" in section and html.escape(DIED) in section
+    assert "<td>erin</td>" in section and "not autograded" in section
+    assert "2 ungraded" in text
+    # Pass rates are those of the graded submissions alone: dave's fc_losses and erin's
+    # conv_pool are not zeros. dave's graded conv_pool counts.
+    rates = _read_csv(tmp_path / "with" / "pass_rates.csv")
+    assert (
+        rates[1:4]
+        == _read_csv(write_report(_scores(), {}, tmp_path / "w").parent / "pass_rates.csv")[1:4]
+    )
+    assert rates[4] == [
+        "conv_pool",
+        "test_conv",
+        "4",
+        "3",
+        "2",
+        "1",
+        "2.666667",
+        "AssertionError: kernel flipped",
+    ]
+    # The summary's fc_losses mean is still (6 + 3.5 + 2) / 3, with one ungraded beside it.
+    summary = text.split("<h2>Summary</h2>")[1].split("</table>")[0]
+    assert '<td>fc_losses</td><td class="num">3</td><td class="num">1</td>' in summary
+    assert ">3.83<" in summary
+    students = text.split("<h2>Scores per student</h2>")[1].split("</table>")[0]
+    assert '<td>dave</td><td class="num">ungraded</td>' in students
