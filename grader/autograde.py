@@ -7,6 +7,13 @@ each submission's rows are written by exactly one worker. Every submission gets 
 :class:`GradingRecord` (success, seconds, notes: unreadable notebooks, modified test cells,
 kernel deaths, timeouts), saved under ``<course>/grading/<assignment>/<student>.json`` for
 the report.
+
+Workers are processes of our own (:func:`run_pool`), one submission at a time each, so that
+a worker that dies (a kernel that kills its parent, the OOM killer) costs only the
+submission it was grading: that one is graded again in a fresh worker, and if that worker
+dies too it is recorded as ungraded (``success`` False: never exported as 0). A
+``ProcessPoolExecutor`` would instead fail every pending submission with
+``BrokenProcessPool``.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import nbformat
@@ -24,7 +34,7 @@ from tqdm.auto import tqdm
 
 from cvcourse.fileio import atomic_path
 from grader.course import Course, CourseError
-from grader.preflight import prepare_notebooks, review_notes
+from grader.preflight import prepare_notebooks, restore_metadata, review_notes
 
 
 @dataclass
@@ -87,7 +97,9 @@ def _execution_notes(path: Path) -> list[str]:
         nb = nbformat.read(path, as_version=4)
     except Exception:
         return []
-    notes = []
+    notes = [
+        f"{path.name}: {note}" for note in nb.metadata.get("cvgrade_judge", {}).get("notes", [])
+    ]
     for number, cell in enumerate(nb.cells, start=1):
         for output in cell.get("outputs", []):
             if output.get("output_type") != "error":
@@ -95,6 +107,11 @@ def _execution_notes(path: Path) -> list[str]:
             ename = output.get("ename", "")
             if ename == "KernelDied" and "died while" in output.get("evalue", ""):
                 notes.append(f"{path.name}: the kernel died in cell {number}; later cells score 0")
+            elif ename == "CellTimeoutError" and "killed the kernel" in output.get("evalue", ""):
+                notes.append(
+                    f"{path.name}: cell {number} hit the per-cell timeout and ignored the "
+                    "interrupt: the kernel was killed; later cells score 0"
+                )
             elif ename == "CellTimeoutError":
                 notes.append(f"{path.name}: cell {number} hit the per-cell timeout")
             elif ename == "MemoryError":
@@ -118,15 +135,184 @@ def _autograde_one(assignment: str, student: str) -> tuple[bool, float, str]:
     return bool(result["success"]), time.perf_counter() - started, error
 
 
+def _quiet_sqlalchemy() -> None:
+    # nbgrader's autograde makes SQLAlchemy warn "Object of type <SubmittedAssignment> not in
+    # session" about its own session handling: harmless, and it buries the progress bar.
+    try:
+        from sqlalchemy.exc import SAWarning
+    except ImportError:
+        return
+    warnings.filterwarnings("ignore", category=SAWarning)
+
+
+def _worker_main(conn, initializer, initargs, work) -> None:
+    # A worker process: set up once, then run one task at a time until told to stop.
+    _quiet_sqlalchemy()
+    initializer(*initargs)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return  # the main process is gone
+        if task is None:
+            return
+        try:
+            reply = ("done", work(*task))
+        except Exception as exc:
+            reply = ("raised", f"{type(exc).__name__}: {exc}")
+        conn.send(reply)
+
+
+@dataclass
+class PoolOutcome:
+    """How one task of :func:`run_pool` ended.
+
+    ``kind`` is ``"done"`` (``value`` is what the task returned), ``"raised"`` (``value``
+    is the exception, as text) or ``"died"`` (the worker died on every try; ``value`` says
+    how). ``deaths`` lists how each worker that died running the task ended.
+    """
+
+    kind: str
+    value: object
+    deaths: list[str] = field(default_factory=list)
+
+
+class _Worker:
+    def __init__(self, context, initializer, initargs, work):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_worker_main, args=(child, initializer, initargs, work), daemon=False
+        )
+        self.process.start()
+        child.close()
+        self.task: tuple | None = None
+
+    def give(self, task: tuple) -> None:
+        self.task = task
+        self.conn.send(task)
+
+    def how_it_ended(self) -> str:
+        self.process.join(5)
+        code = self.process.exitcode
+        if code is None:
+            return "stopped answering"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
+    def stop(self, wait_s: float = 10.0) -> None:
+        if self.process.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.process.join(wait_s)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self.conn.close()
+
+
+def run_pool(
+    tasks: Iterable[tuple],
+    jobs: int,
+    on_done: Callable[[tuple, PoolOutcome], None],
+    *,
+    initializer: Callable = _start_worker,
+    initargs: tuple = (),
+    work: Callable = _autograde_one,
+    retries: int = 1,
+) -> None:
+    """Run ``work(*task)`` for every task in up to ``jobs`` worker processes.
+
+    Each worker runs ``initializer(*initargs)`` once, then one task at a time, so a worker
+    that dies is charged to exactly the task it was running: that task is tried again in a
+    fresh worker up to ``retries`` times, then reported as ``"died"``; every other task
+    runs normally. ``on_done(task, outcome)`` is called in this process as each task ends
+    (in the order they end). ``initializer`` and ``work`` must be importable functions
+    (workers are spawned).
+    """
+    pending = list(tasks)[::-1]  # pop() takes them in the given order
+    if not pending:
+        return
+    context = multiprocessing.get_context("spawn")
+    spawn = lambda: _Worker(context, initializer, initargs, work)  # noqa: E731
+    deaths: dict[tuple, list[str]] = {}
+    workers: list[_Worker] = []
+    try:
+        while True:
+            for worker in [w for w in workers if w.task is None and not w.process.is_alive()]:
+                worker.stop()  # an idle worker that died: replace it, nobody is charged
+                workers.remove(worker)
+            idle = sum(w.task is None for w in workers)
+            for _ in range(min(len(pending) - idle, jobs - len(workers))):
+                workers.append(spawn())
+            for worker in workers:
+                if worker.task is None and pending:
+                    worker.give(pending.pop())
+            busy = [w for w in workers if w.task is not None]
+            if not busy:
+                break
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                if worker.conn not in ready and worker.process.sentinel not in ready:
+                    continue
+                task = worker.task
+                try:
+                    if not worker.conn.poll():
+                        raise EOFError
+                    kind, value = worker.conn.recv()
+                except (EOFError, OSError):
+                    how = worker.how_it_ended()
+                    worker.stop()
+                    workers.remove(worker)
+                    deaths.setdefault(task, []).append(how)
+                    if len(deaths[task]) <= retries:
+                        fresh = spawn()
+                        workers.append(fresh)
+                        fresh.give(task)
+                    else:
+                        on_done(task, PoolOutcome("died", how, deaths[task]))
+                    continue
+                worker.task = None
+                on_done(task, PoolOutcome(kind, value, deaths.get(task, [])))
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def _outcome_of(result: PoolOutcome) -> tuple[tuple[bool, float, str | None], list[str]]:
+    # (success, seconds, nbgrader's error or None) for _finish, and notes on dead workers.
+    notes = []
+    if result.kind == "died":
+        tries = len(result.deaths)
+        notes.append(
+            f"the grading worker died on each of {tries} tries "
+            f"({'; '.join(result.deaths)}): not graded"
+        )
+        return (False, 0.0, None), notes
+    if result.deaths:
+        notes.append(
+            f"the grading worker died ({'; '.join(result.deaths)}); graded again in a fresh worker"
+        )
+    if result.kind == "raised":
+        return (False, 0.0, str(result.value)), notes
+    return tuple(result.value), notes
+
+
 def _finish(course: Course, assignment: str, student: str, outcome, pre_notes) -> GradingRecord:
     success, seconds, error = outcome
     notes = list(pre_notes)
-    if not success:
+    if not success and error is not None:
         last = [line for line in error.strip().splitlines() if line.strip()][-1:] or ["?"]
         notes.append(f"nbgrader could not grade this submission: {last[0][:300]}")
-    for name in course.notebook_names(assignment):
-        autograded = course.step_dir("autograded", student, assignment) / f"{name}.ipynb"
-        notes += _execution_notes(autograded)
+    if success:
+        for name in course.notebook_names(assignment):
+            autograded = course.step_dir("autograded", student, assignment) / f"{name}.ipynb"
+            notes += _execution_notes(autograded)
     record = GradingRecord(assignment, student, success, round(seconds, 3), notes)
     record.save(course)
     return record
@@ -170,6 +356,10 @@ def autograde(
         folder = course.step_dir("submitted", student, assignment)
         notes = prepare_notebooks(folder, names, course.step_dir("release", "", assignment))
         for name in names:
+            notes += restore_metadata(
+                course.step_dir("release", "", assignment) / f"{name}.ipynb",
+                folder / f"{name}.ipynb",
+            )
             notes += review_notes(
                 course.step_dir("release", "", assignment) / f"{name}.ipynb",
                 folder / f"{name}.ipynb",
@@ -178,29 +368,22 @@ def autograde(
 
     records: dict[str, GradingRecord] = {}
     bar = tqdm(total=len(students), desc=f"autograde {assignment}", unit="nb", disable=not progress)
-    if jobs == 1 or len(students) <= 1:
-        for student in students:
-            bar.set_postfix_str(student)
-            outcome = _autograde_one(assignment, student)
-            records[student] = _finish(course, assignment, student, outcome, pre_notes[student])
-            bar.update()
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, len(students)),
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(os.fspath(course.root), timeout, memory_mb),
-        ) as pool:
-            futures = {pool.submit(_autograde_one, assignment, s): s for s in students}
-            for future in as_completed(futures):
-                student = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # a worker died: grade the rest, report this one
-                    outcome = (False, 0.0, f"{type(exc).__name__}: {exc}")
-                records[student] = _finish(course, assignment, student, outcome, pre_notes[student])
-                bar.set_postfix_str(student)
-                bar.update()
+
+    def done(task: tuple, result: PoolOutcome) -> None:
+        student = task[1]
+        outcome, notes = _outcome_of(result)
+        notes = pre_notes[student] + notes
+        records[student] = _finish(course, assignment, student, outcome, notes)
+        bar.set_postfix_str(student)
+        bar.update()
+
+    # Even one job runs in a worker process: a kernel that kills its parent must not take
+    # cvgrade (and every other submission's record) with it.
+    run_pool(
+        [(assignment, s) for s in students],
+        jobs,
+        done,
+        initargs=(os.fspath(course.root), timeout, memory_mb),
+    )
     bar.close()
     return [records[s] for s in students]

@@ -1,0 +1,72 @@
+"""The autograde worker pool: a worker that dies costs only the task it was running.
+
+Fast: the workers run small functions of this module instead of nbgrader. The end-to-end
+case (a kernel that kills its worker) is in ``test_pipeline_hostile.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from grader.autograde import run_pool
+
+
+def _init(folder: str) -> None:
+    Path(folder, f"init-{os.getpid()}").touch()
+
+
+def _work(name: str, folder: str):
+    # "die": kills its own worker every time; "die-once": only the first time; "raise":
+    # raises; anything else returns the worker's pid.
+    marker = Path(folder, f"{name}.tried")
+    if name == "die" or (name == "die-once" and not marker.exists()):
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    if name == "raise":
+        raise RuntimeError("a task that raises")
+    return (name, os.getpid())
+
+
+def _run(tmp_path, names, jobs):
+    outcomes = {}
+    run_pool(
+        [(name, os.fspath(tmp_path)) for name in names],
+        jobs,
+        lambda task, outcome: outcomes.setdefault(task[0], outcome),
+        initializer=_init,
+        initargs=(os.fspath(tmp_path),),
+        work=_work,
+    )
+    return outcomes
+
+
+def test_a_dying_worker_costs_only_its_own_task_which_is_retried_once(tmp_path):
+    names = ["a", "die", "b", "die-once", "c", "raise", "d"]
+    outcomes = _run(tmp_path, names, jobs=2)
+    assert set(outcomes) == set(names)
+    for name in "abcd":
+        assert outcomes[name].kind == "done" and outcomes[name].value[0] == name
+        assert outcomes[name].deaths == []
+    # killed on both tries: reported as died, with how each worker ended
+    assert outcomes["die"].kind == "died"
+    assert outcomes["die"].deaths == ["killed by SIGKILL", "killed by SIGKILL"]
+    # killed once, then done in a fresh worker
+    assert outcomes["die-once"].kind == "done"
+    assert outcomes["die-once"].deaths == ["killed by SIGKILL"]
+    assert outcomes["raise"].kind == "raised" and "a task that raises" in outcomes["raise"].value
+    # every dead worker was replaced by a fresh one (2 workers + 3 deaths = 5 started),
+    # never more than two at a time
+    assert len(list(tmp_path.glob("init-*"))) == 5
+
+
+def test_one_job_also_runs_in_a_worker_so_a_death_cannot_take_the_caller_down(tmp_path):
+    outcomes = _run(tmp_path, ["die", "a"], jobs=1)
+    assert outcomes["die"].kind == "died"
+    assert outcomes["a"].kind == "done" and outcomes["a"].value[1] != os.getpid()
+
+
+def test_no_tasks_starts_no_worker(tmp_path):
+    assert _run(tmp_path, [], jobs=4) == {}
+    assert not list(tmp_path.glob("init-*"))
