@@ -47,7 +47,9 @@ test: setup
 		$(PY) -m pytest -q -m "not slow" tests/kernels
 
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=course $(if $(filter 0,$(shell id -u)),--allow-root)
+	@# Started in course/: nbgrader's Validate button reads nbgrader_config.py (validate_all)
+	@# from the server's working directory, not from the notebook's folder.
+	cd course && $(abspath $(VENV))/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) bench/bench_kernels.py

@@ -33,3 +33,9 @@ c.GenerateFeedback.preprocessors = [
 
 # Per-cell timeout: a cell that loops forever costs this, then the rest of the notebook runs.
 c.Execute.timeout = 120
+
+# Validate (the notebook toolbar's button, `nbgrader validate`): after release a graded cell
+# holds only comments (its hidden tests are removed), so checking graded cells alone passes an
+# untouched notebook. Check every code cell instead: the public checks beside each part then
+# report the parts that raise, fail an assertion or write to stderr, by cell and error.
+c.Validator.validate_all = True
