@@ -27,6 +27,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cvcourse.judge_link import send_message
 from grader.checks import harness
 from grader.checks.harness import GradingFailure
 from grader.judge.remote import ChannelError, Connection, StudentError
@@ -138,6 +139,7 @@ class Judge:
         self._active: Connection | None = None
         self._idle = threading.Event()
         self._idle.set()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="judge", daemon=True)
         self._thread.start()
 
@@ -162,6 +164,7 @@ class Judge:
 
     def close(self) -> None:
         """Stop listening and remove the folder."""
+        self._closing.set()
         try:
             self._server.close()
         finally:
@@ -180,16 +183,24 @@ class Judge:
     # -- the kernel's side ----------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        while True:
+        self._server.settimeout(0.2)  # to notice close() soon
+        while not self._closing.is_set():
             try:
                 sock, _ = self._server.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            sock.settimeout(None)
             self._idle.clear()
             try:
                 self._handle(sock)
+                # Whatever happened, the kernel hears only that this part is over.
+                sock.settimeout(1.0)
+                send_message(sock, {"kind": "done"})
             except Exception as exc:  # a broken connection must never stop the judge
-                self.notes.append(f"judge: a connection failed: {type(exc).__name__}: {exc}")
+                if not isinstance(exc, ChannelError):
+                    self.notes.append(f"judge: a connection failed: {type(exc).__name__}: {exc}")
             finally:
                 self._active = None
                 try:
@@ -233,7 +244,6 @@ class Judge:
             return
         if grade_id in self.records:
             self.notes.append(f"{grade_id}: the kernel asked again; each part is graded once")
-            connection.send({"kind": "done"})
             return
         check = check_function(self.checks, grade_id)
         if check is None:
@@ -248,10 +258,6 @@ class Judge:
             )
             return
         self.records[grade_id] = run_check(check, objects, seed=self.seed, grade_id=grade_id)
-        try:
-            connection.send({"kind": "done"})
-        except (ChannelError, OSError):
-            pass
 
 
 def _decode_root(connection: Connection, node, blobs):
