@@ -23,10 +23,12 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.OverwriteCells.add_missing_cells = True
 
 # Feedback shows each graded cell's output (our diagnosis) but never the hidden tests: not
-# in the source, and not in the traceback of a failing one.
+# in the source, and not in the traceback of a failing one. Outputs and Markdown are
+# sanitized (no script, event handler or javascript: link reaches the page).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
     "grader.preprocessors.HideTestTracebacks",
+    "grader.preprocessors.SanitizeOutputs",
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
