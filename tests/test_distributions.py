@@ -63,7 +63,7 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     ignore = shutil.ignore_patterns(*IGNORED)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for package in ("cvcourse", "grader"):
+    for package in ("cvcourse", "grader", "jupyter-config"):
         shutil.copytree(REPO / package, src / package, ignore=ignore)
     cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
     cmd += ["--no-index", "--wheel-dir", str(out), str(src), str(src / "grader")]
@@ -118,8 +118,10 @@ def test_student_wheel_contains_no_grader_file(wheels):
     wheel = wheels["cvcourse"]
     names = _names(wheel)
     assert not [n for n in names if n.startswith("grader/")]
-    strays = [n for n in names if not n.startswith(("cvcourse/", "cvcourse-0.1.0.dist-info/"))]
-    assert strays == []
+    own = ("cvcourse/", "cvcourse-0.1.0.dist-info/")
+    strays = [n for n in names if not n.startswith(own)]
+    # Beside the library, only the students' nbgrader settings (Validate checks every cell).
+    assert strays == ["cvcourse-0.1.0.data/data/etc/jupyter/nbgrader_config.py"]
     assert _dist_info_file(wheel, "top_level.txt").split() == ["cvcourse"]
 
 
@@ -299,3 +301,12 @@ def test_no_notebook_students_receive_imports_grader():
             found = grader_imports_students_see(source)
             offenders += [f"{path.relative_to(REPO)}: {line}" for line in found]
     assert offenders == []
+
+
+def test_student_wheel_makes_validate_check_every_cell(wheels):
+    # Installed into <prefix>/etc/jupyter, where nbgrader reads it: a student's Validate
+    # then lists failing cells even outside the course folder.
+    name = "cvcourse-0.1.0.data/data/etc/jupyter/nbgrader_config.py"
+    with zipfile.ZipFile(wheels["cvcourse"]) as zf:
+        assert name in zf.namelist()
+        assert "c.Validator.validate_all = True" in zf.read(name).decode()
