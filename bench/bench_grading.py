@@ -1,10 +1,12 @@
 """How long grading takes: seconds per submission per assignment, and the whole class
-with ``--jobs 1`` and ``--jobs 2``.
+with ``--jobs 1`` and ``--jobs 2``, and what the sandbox itself costs.
 
 It grades the simulated class of ``make demo`` (``grader.simulate``) in a scratch copy of
-the course, twice: one worker, then two. A submission's seconds are nbgrader's autograde
-call (kernel start, every cell, the gradebook writes); the class's seconds are wall time
-including the workers' start.
+the course, three times: one worker, two workers, then one worker without the sandbox
+(``--unsafe-no-sandbox``, for the sandbox's own cost). A submission's seconds are
+nbgrader's autograde call (kernel start in its sandbox, every cell with the judge grading
+the test cells, the gradebook writes); the class's seconds are wall time including the
+workers' start (each worker imports torch once, for the judge).
 
     python bench/bench_grading.py [--out artifacts/bench-grading] [ASSIGNMENT ...]
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from grader.autograde import autograde
 from grader.cli import quiet_nbgrader, release
+from grader.course import allow_unsafe_grading, require_sandbox
 from grader.simulate import submit_class
 from grader.term import REPO, scratch_course
 
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench-grading")
     args = parser.parse_args(argv)
     quiet_nbgrader()
+    require_sandbox()
     course = scratch_course(args.out)
     assignments = args.assignments or course.assignments()
     release(course, assignments)
@@ -43,15 +47,22 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - started
             totals[jobs] += wall
             row += [statistics.median(r.seconds for r in records), wall]
+        allow_unsafe_grading(True)
+        try:
+            records = autograde(course, assignment, jobs=1, progress=False)
+        finally:
+            allow_unsafe_grading(False)
+        row.append(statistics.median(r.seconds for r in records))
         rows.append(row)
 
     header = f"{'assignment':<14}{'subs':>5}{'s/sub (1 job)':>15}{'class, 1 job':>14}"
     header += f"{'s/sub (2 jobs)':>16}{'class, 2 jobs':>15}{'speed-up':>10}"
+    header += f"{'s/sub, no sandbox':>19}"
     print(header)
-    for name, count, per1, wall1, per2, wall2 in rows:
+    for name, count, per1, wall1, per2, wall2, bare in rows:
         print(
             f"{name:<14}{count:>5}{per1:>15.1f}{wall1:>14.1f}{per2:>16.1f}{wall2:>15.1f}"
-            f"{wall1 / wall2:>9.2f}x"
+            f"{wall1 / wall2:>9.2f}x{bare:>19.1f}"
         )
     subs = sum(r[1] for r in rows)
     print(
