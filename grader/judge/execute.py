@@ -77,6 +77,9 @@ class JudgedExecute(CrashTolerantExecute):
         part = graded_test_id(cell)
         if part is None:
             return super().preprocess_cell(cell, resources, index)
+        if self._judge.peer_uid is None and self.km is not None:
+            # Only the kernel's own user may connect: its sandbox uid, or ours.
+            self._judge.peer_uid = getattr(self.km, "sandbox_uid", None) or os.getuid()
         self._judge.expect(part, float(self.timeout or 120))
         try:
             return super().preprocess_cell(cell, resources, index)

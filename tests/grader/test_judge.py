@@ -19,6 +19,7 @@ What the judge must hold whatever the kernel does:
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import sys
@@ -291,3 +292,14 @@ def test_the_student_library_ships_no_grader_code():
         source = open(module.__file__).read()
         assert "import grader" not in source and "from grader" not in source
     assert "grader" not in sys.modules["cvcourse.judge_link"].__dict__
+
+
+def test_a_connection_from_another_user_than_the_kernels_is_refused(judge):
+    calls = []
+    judge.checks = _checks_module(part=lambda f: calls.append(f))
+    judge.peer_uid = os.getuid() + 1  # the kernel's uid; this process is someone else
+    judge.expect("test_part", 30.0)
+    judge_link.hand_over("part", lambda: None)
+    judge.finish("test_part")
+    assert calls == [] and judge.records == {}
+    assert any("from another user" in note for note in judge.notes)
