@@ -559,10 +559,13 @@ def _fd_errors(numeric: np.ndarray, analytic: np.ndarray, scale: float) -> np.nd
     # CS231n's |a - n| / max(|a|, |n|), with the denominator floored at a tenth of the
     # gradient's largest value: finite differences of a float64 forward are good to ~1e-8
     # absolute, which is no disagreement at an element that is (nearly) zero.
-    floor = max(0.1 * scale, 1e-12)
-    return np.abs(numeric - analytic) / np.maximum(
-        np.maximum(np.abs(numeric), np.abs(analytic)), floor
-    )
+    floor = max(0.1 * scale, 1e-12) if np.isfinite(scale) else 1e-12
+    with np.errstate(invalid="ignore", over="ignore"):
+        errors = np.abs(numeric - analytic) / np.maximum(
+            np.maximum(np.abs(numeric), np.abs(analytic)), floor
+        )
+    # NaN or inf on either side: agreement only where both are the same infinity.
+    return np.where(np.isfinite(errors), errors, np.where(numeric == analytic, 0.0, np.inf))
 
 
 def finite_difference_note(
@@ -610,7 +613,8 @@ def finite_difference_note(
                 directions = FD_DIRECTIONS
             numeric = numerical_gradient(forward, x0.copy(), dy=dy, indices=picks, h=_FD_STEP)
             n, g = np.asarray(numeric, dtype=np.float64).reshape(-1), a.reshape(-1)[picks]
-            scale = float(max(np.max(np.abs(g), initial=0.0), np.max(np.abs(n), initial=0.0)))
+            finite = np.concatenate([g[np.isfinite(g)], n[np.isfinite(n)]])
+            scale = float(np.max(np.abs(finite), initial=0.0))
             errors = _fd_errors(n, g, scale)
             worst = int(np.argmax(errors)) if errors.size else 0
             error = float(errors[worst]) if errors.size else 0.0
@@ -671,6 +675,7 @@ def _fd_directions(forward, x0: np.ndarray, dy, a: np.ndarray, count: int, seed:
         minus = float(np.sum(np.asarray(forward(x0 - _FD_STEP * v), dtype=np.float64) * weights))
         numeric, analytic = (plus - minus) / (2 * _FD_STEP), float(np.sum(a * v))
         floor = max(0.1 * float(np.linalg.norm(a)) / np.sqrt(x0.size), 1e-12)
-        error = abs(numeric - analytic) / max(abs(numeric), abs(analytic), floor)
-        worst = max(worst, error)
+        with np.errstate(invalid="ignore", over="ignore"):
+            error = abs(numeric - analytic) / max(abs(numeric), abs(analytic), floor)
+        worst = max(worst, error if np.isfinite(error) else np.inf)
     return worst
