@@ -22,14 +22,29 @@ Shapes follow torch: x ``(N, C, H, W)``, weight ``(C_out, C_in, kH, kW)``, bias 
 and ``H_out = floor((H + 2p - d(kH - 1) - 1) / s) + 1``. Every case is float64 and seeded;
 references come from torch (``grader.reference``), gradients from autograd.
 
-One mistake costs one cell: backward checks set their own parameters and feed their own
-``dy``; the extension checks use padding 0 (so a one-sided padding is not graded twice),
-compare ``dweight`` only on batches of one (so a missing sum over the batch is not graded
-twice), leave the bias gradient to its own cell, and grade with the student's own
-conventions where the stride-1 layer flips the kernel, leaves out the bias or forgets to
-rotate the kernel in dL/dx (:class:`BaseConventions`; the stride-1 cells take those off).
-The pooling cells for ties and overlapping windows compare the forward only when the plain
-forward is right (test_maxpool_forward grades that).
+One mistake costs one cell:
+
+- A backward check runs the student's forward only so that the layer caches what backward
+  needs (:func:`_forward_for_cache`): on a copy of the check's x (an in-place change is the
+  forward cell's to grade), again on a contiguous copy if it raises on a non-contiguous x,
+  and if it still raises, backward runs on whatever the layer cached before the error (the
+  case in any message says so). Neither the forward's output nor its failure is graded there.
+- Backward checks set their own parameters and feed their own ``dy``. The dweight and dbias
+  cells also run one layer twice (forward, backward with another ``dy``, forward, backward):
+  a backward that adds into ``grads`` instead of storing loses the cell of that gradient.
+- The extension cells (stride, even kernels, dilation) grade each tensor (forward, dL/dx,
+  dL/dweight) against torch. Where the student's stride-1 layer is wrong for that tensor in
+  a way a stride-1 cell charges (found by rerunning that cell's cases), the extension is
+  graded against what the student's own stride-1 layer gives for the same computation
+  instead (:func:`_stride1_twin`: a stride-s convolution is the stride-1 one sampled every
+  s rows and columns, a dilated kernel is a larger odd kernel with zeros between its taps,
+  an even kernel is an odd one with a zero row or column), and when that stride-1 layer
+  raises on it, the tensor is not graded in that case; the passing line says so. The
+  extension cases use padding 0 (a one-sided padding is graded once) and leave the bias
+  gradient to its own cell.
+- The pooling cells for ties and overlapping windows compare the forward only when the plain
+  forward is right (test_maxpool_forward grades that); their backward runs after a forward
+  for the cache, as above.
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ from grader import reference
 from grader.checks.harness import (
     GradingFailure,
     assert_close,
+    copy_layout,
     finite_difference_note,
     get_grad,
     matches,
@@ -88,8 +104,19 @@ TIES_ALL = (
 )
 OVERWRITTEN = (
     "gradient overwritten instead of accumulated: an input element that lies in several "
-    "windows (stride < kernel) receives the sum of their gradients; add with +=, do not "
-    "assign with ="
+    "windows (stride < kernel) receives the sum of their gradients; add with += over "
+    "slices (or np.add.at for an index array), do not assign with ="
+)
+FANCY_ADD = (
+    "gradients of overlapping windows lost in a buffered fancy-index +=: with an index "
+    "array that repeats an element (the maximum of several windows), dx[idx] += dy adds "
+    "only once per element, because NumPy reads all of dx[idx] before writing any of it; "
+    "use np.add.at(dx, idx, dy), which adds every repeat"
+)
+ACCUMULATED = (
+    "gradient accumulated across backward calls: grads[{name!r}] holds the sum of this "
+    "call's gradient and the previous call's; store the gradient of this call "
+    "(grads[{name!r}] = ...) instead of adding it to the old value (+=)"
 )
 
 
@@ -102,29 +129,47 @@ def _pair(value) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def _forward(layer, what: str, case: str, x: np.ndarray, *, graded: bool = True):
-    """``layer.forward(x)``, failing if the student's forward writes into ``x``.
-
-    ``graded=False``: a backward check runs the forward only to fill the layer's cache; a
-    failure then says so.
-    """
+def _forward(layer, what: str, case: str, x: np.ndarray):
+    """``layer.forward(x)``, graded: failing if the student's forward writes into ``x``."""
     __tracebackhide__ = True
     before = x.copy()
-    try:
-        y = student_call(f"{what}.forward", case, layer.forward, x)
-    except GradingFailure as failure:
-        if graded:
-            raise
-        raise GradingFailure(
-            f"{failure}\n  (This check grades backward; it runs forward first so that the layer "
-            "caches what backward needs, but does not grade its output.)"
-        ) from None
+    y = student_call(f"{what}.forward", case, layer.forward, x)
     if not np.array_equal(x, before):
         raise GradingFailure(
             f"{what}.forward changed its input x in place; a layer must leave x as it is "
             f"(copy it first if you need to modify it)\n  case: {case}"
         )
     return y
+
+
+def _forward_for_cache(layer, what: str, case: str, x: np.ndarray) -> str:
+    """Run forward only so that ``layer`` caches what backward needs; a note for the case.
+
+    Nothing of the forward is graded here. It gets a copy of ``x`` with the same layout; if
+    it raises on a non-contiguous ``x`` it runs again on a contiguous copy; if it still
+    raises, backward runs on whatever the layer cached before the error. Returns ``""`` or a
+    note saying what happened, to add to the case in messages.
+    """
+    __tracebackhide__ = True
+    try:
+        student_call(f"{what}.forward", case, layer.forward, copy_layout(x))
+        return ""
+    except GradingFailure as failure:
+        first = str(failure).splitlines()[0]
+    if not x.flags.c_contiguous:
+        try:
+            student_call(f"{what}.forward", case, layer.forward, np.ascontiguousarray(x))
+        except GradingFailure:
+            pass
+        else:
+            return (
+                f" [note: your forward failed on this non-contiguous x ({first}), so backward "
+                "ran after a forward on a contiguous copy; the forward's own test grades it]"
+            )
+    return (
+        f" [note: forward raised here ({first}); this test grades backward only, so backward "
+        "ran on what forward had cached before the error]"
+    )
 
 
 def _backward(layer, what: str, case: str, dy: np.ndarray):
@@ -280,18 +325,22 @@ def _conv_forward_hint(case: ConvCase, data: ConvData) -> Callable[[np.ndarray],
 
 
 def _conv_run(Conv2d, case: ConvCase, data: ConvData):
-    """Build the layer, run forward (to fill its cache) and backward on the check's dy."""
+    """Build the layer, run forward (for its cache only) and backward on the check's dy.
+
+    Returns ``(layer, dx, note)``; ``note`` says if forward failed (see :func:`_forward_for_cache`).
+    """
+    __tracebackhide__ = True
     layer = _conv_layer(Conv2d, case, data)
-    _forward(layer, "Conv2d", str(case), data.x, graded=False)
-    dx = _backward(layer, "Conv2d", str(case), data.dy)
-    return layer, dx
+    note = _forward_for_cache(layer, "Conv2d", str(case), data.x)
+    dx = _backward(layer, "Conv2d", str(case) + note, data.dy)
+    return layer, dx, note
 
 
 def _dx_note(Conv2d, case: ConvCase, data: ConvData, dx) -> Callable[[], str]:
     def note() -> str:
         layer = _conv_layer(Conv2d, case, data)
         return finite_difference_note(
-            layer.forward, np.ascontiguousarray(data.x), data.dy, dx, "dL/dx"
+            layer.forward, np.ascontiguousarray(data.x), data.dy, dx, "dL/dx", expected=data.dx
         )
 
     return note
@@ -306,7 +355,10 @@ def _param_note(Conv2d, case: ConvCase, data: ConvData, name: str, grad) -> Call
             return layer.forward(data.x)
 
         start = data.weight if name == "weight" else data.bias
-        return finite_difference_note(forward, start.copy(), data.dy, grad, f"dL/d{name}")
+        expected = data.dweight if name == "weight" else data.dbias
+        return finite_difference_note(
+            forward, start.copy(), data.dy, grad, f"dL/d{name}", expected=expected
+        )
 
     return note
 
@@ -359,7 +411,7 @@ def conv2d_backward_input(Conv2d) -> None:
     gen = rng("conv2d_backward_input")
     for case in BACKWARD_CASES:
         data = _conv_data(case, gen)
-        _, dx = _conv_run(Conv2d, case, data)
+        _, dx, note = _conv_run(Conv2d, case, data)
 
         def hint(actual, data=data, case=case):
             x = np.ascontiguousarray(data.x)
@@ -378,8 +430,8 @@ def conv2d_backward_input(Conv2d) -> None:
             return None
 
         _with_note(
-            lambda dx=dx, data=data, case=case, hint=hint: assert_close(
-                dx, data.dx, what="Conv2d.backward(dy) (dL/dx)", case=str(case), hint=hint
+            lambda dx=dx, data=data, case=case, hint=hint, note=note: assert_close(
+                dx, data.dx, what="Conv2d.backward(dy) (dL/dx)", case=str(case) + note, hint=hint
             ),
             _dx_note(Conv2d, case, data, dx),
         )
@@ -401,7 +453,7 @@ def conv2d_backward_weight(Conv2d) -> None:
     gen = rng("conv2d_backward_weight")
     for case in BACKWARD_CASES:
         data = _conv_data(case, gen)
-        layer, _ = _conv_run(Conv2d, case, data)
+        layer, _, note = _conv_run(Conv2d, case, data)
         dweight = get_grad(layer, "weight", "Conv2d")
 
         def hint(actual, case=case, data=data):
@@ -423,14 +475,20 @@ def conv2d_backward_weight(Conv2d) -> None:
             return None
 
         _with_note(
-            lambda dweight=dweight, data=data, case=case, hint=hint: assert_close(
-                dweight, data.dweight, what="Conv2d.grads['weight']", case=str(case), hint=hint
+            lambda dweight=dweight, data=data, case=case, hint=hint, note=note: assert_close(
+                dweight,
+                data.dweight,
+                what="Conv2d.grads['weight']",
+                case=str(case) + note,
+                hint=hint,
             ),
             _param_note(Conv2d, case, data, "weight", dweight),
         )
+    _backward_twice(Conv2d, "weight", gen)
     passed(
         "Conv2d dL/dweight",
-        f"matches torch autograd on {len(BACKWARD_CASES)} cases (batches of 1 to 3)",
+        f"matches torch autograd on {len(BACKWARD_CASES)} cases (batches of 1 to 3) and after "
+        "a second backward on the same layer",
     )
 
 
@@ -465,19 +523,64 @@ def conv2d_backward_bias(Conv2d) -> None:
     )
     for case in cases:
         data = _conv_data(case, gen)
-        layer, _ = _conv_run(Conv2d, case, data)
+        layer, _, note = _conv_run(Conv2d, case, data)
         dbias = get_grad(layer, "bias", "Conv2d")
         _with_note(
-            lambda dbias=dbias, data=data, case=case: assert_close(
+            lambda dbias=dbias, data=data, case=case, note=note: assert_close(
                 dbias,
                 data.dbias,
                 what="Conv2d.grads['bias']",
-                case=str(case),
+                case=str(case) + note,
                 hint=_bias_hint(data.dy),
             ),
             _param_note(Conv2d, case, data, "bias", dbias),
         )
-    passed("Conv2d dL/dbias", f"matches torch autograd on {len(cases)} cases")
+    _backward_twice(Conv2d, "bias", gen)
+    passed(
+        "Conv2d dL/dbias",
+        f"matches torch autograd on {len(cases)} cases and after a second backward on the "
+        "same layer",
+    )
+
+
+# One layer run twice: a backward that adds into grads (+=) instead of storing is right the
+# first time (grads start at zero) and wrong the second.
+TWICE_CASE = ConvCase(2, 2, 3, 6, 5, kernel=3, padding=1)
+
+
+def _backward_twice(Conv2d, name: str, gen: np.random.Generator) -> None:
+    """``grads[name]`` after forward, backward (another dy), forward, backward on one layer."""
+    __tracebackhide__ = True
+    case = TWICE_CASE
+    data = _conv_data(case, gen)
+    earlier_dy = gen.standard_normal(data.dy.shape)
+    index = 2 if name == "weight" else 3
+    earlier = reference.conv2d(data.x, data.weight, data.bias, earlier_dy, **case.options())[index]
+    expected = data.dweight if name == "weight" else data.dbias
+    label = (
+        f"{case}; one layer run twice: forward, backward with another dy, forward, backward "
+        "with this dy"
+    )
+    layer = _conv_layer(Conv2d, case, data)
+    for dy in (earlier_dy, data.dy):
+        note = _forward_for_cache(layer, "Conv2d", label, data.x)
+        _backward(layer, "Conv2d", label + note, dy)
+    grad = get_grad(layer, name, "Conv2d")
+
+    def hint(actual):
+        if matches(actual, expected + earlier):
+            return ACCUMULATED.format(name=name)
+        if matches(actual, earlier):
+            return "the second backward left the first call's gradient in grads"
+        return None
+
+    assert_close(
+        grad,
+        expected,
+        what=f"Conv2d.grads[{name!r}] after the second backward",
+        case=label,
+        hint=hint,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,70 +588,247 @@ def conv2d_backward_bias(Conv2d) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BaseConventions:
-    """What the student's stride-1 layer does where it differs from torch.
+# Marks a tensor the student's stride-1 layer raised on (in the twin computation).
+RAISED = "raised"
 
-    Each of these is already taken off by its own stride-1 cell; the extension cells grade
-    stride, even kernels and dilation with the student's conventions, so that one mistake
-    is not paid for four times.
+
+def _stride1_twin(Conv2d, case: ConvCase, data: ConvData, mirrored: bool) -> dict[str, object]:
+    """What the student's own stride-1 layer gives for ``case``'s computation.
+
+    The same convolution as stride 1, dilation 1, an odd kernel and padding 0: the kernel
+    dilated (zeros between its taps) and, if even, given a zero row or column (x gets a
+    zero row or column at the bottom or right); the output sampled every ``s`` rows and
+    columns, ``dy`` spread out with zeros between. The zero row or column of an even kernel
+    goes at the bottom or right, or with ``mirrored`` (for a layer that flips the kernel,
+    whose taps then run the other way) at the top or left. Returns ``{"y", "dx",
+    "dweight"}`` mapped back to ``case``'s shapes: an array, :data:`RAISED` where the
+    student's code raised, or None where its result cannot be mapped back.
     """
+    kh, kw = _pair(case.kernel)
+    (sh, sw), (dh, dw) = _pair(case.stride), _pair(case.dilation)
+    ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # the dilated kernel
+    oh, ow = ekh + 1 - ekh % 2, ekw + 1 - ekw % 2  # made odd
+    top, left = (oh - ekh, ow - ekw) if mirrored else (0, 0)
+    taps = (slice(top, top + ekh, dh), slice(left, left + ekw, dw))
+    weight = np.zeros(data.weight.shape[:2] + (oh, ow))
+    weight[:, :, taps[0], taps[1]] = data.weight
+    x = data.x
+    if (oh, ow) != (ekh, ekw):
+        x = np.pad(np.ascontiguousarray(x), ((0, 0), (0, 0), (0, oh - ekh), (0, ow - ekw)))
+        if not data.x.flags.c_contiguous:
+            x = non_contiguous(x)  # the same layout as the case's own x
+    ho, wo = x.shape[2] - oh + 1, x.shape[3] - ow + 1
+    dy = np.zeros((case.n, case.g, ho, wo))
+    dy[:, :, ::sh, ::sw] = data.dy
+    twin = ConvCase(
+        case.n,
+        case.c,
+        case.g,
+        x.shape[2],
+        x.shape[3],
+        kernel=oh if oh == ow else (oh, ow),
+        bias=case.bias,
+        contiguous=bool(x.flags.c_contiguous),
+    )
+    twin_data = ConvData(x, weight, data.bias, dy, data.y, data.dx, data.dweight, data.dbias)
+    out: dict[str, object] = dict.fromkeys(("y", "dx", "dweight"), RAISED)
+    try:
+        layer = _conv_layer(Conv2d, twin, twin_data)
+    except GradingFailure:
+        return out
 
-    flips_forward: bool = False  # the forward rotates the kernel (a true convolution)
-    adds_no_bias: bool = False  # the forward leaves out the bias
-    dx_flipped: bool = False  # dL/dx as if the kernel were rotated (not rotated in backward)
-    dweight_flipped: bool = False  # dL/dweight rotated by 180 degrees
+    def mapped(key: str, get: Callable[[], object], back: Callable[[np.ndarray], np.ndarray]):
+        try:
+            value = get()
+        except GradingFailure:
+            return
+        try:
+            out[key] = back(np.asarray(value, dtype=np.float64) * 1)
+        except (IndexError, TypeError, ValueError):
+            out[key] = None
+
+    mapped(
+        "y",
+        lambda: student_call("Conv2d.forward", str(twin), layer.forward, copy_layout(x)),
+        lambda y: np.array(y[:, :, ::sh, ::sw]) if y.ndim == 4 else None,
+    )
+    if out["y"] is RAISED:
+        _refill_cache(layer, str(twin), x)
+    mapped(
+        "dx",
+        lambda: _backward(layer, "Conv2d", str(twin), dy),
+        lambda dx: np.array(dx[:, :, : case.h, : case.w]) if dx.ndim == 4 else None,
+    )
+    if out["dx"] is RAISED:  # a backward that raised filled no grads
+        return out
+    mapped(
+        "dweight",
+        lambda: get_grad(layer, "weight", "Conv2d"),
+        lambda dk: np.array(dk[:, :, taps[0], taps[1]]) if dk.ndim == 4 else None,
+    )
+    return out
+
+
+# The stride-1 cell that grades each tensor, and how the passing line names it.
+_STRIDE1_CELLS = {
+    "y": ("test_conv2d_forward", "forward"),
+    "dx": ("test_conv2d_backward_input", "dL/dx"),
+    "dweight": ("test_conv2d_backward_weight", "dL/dweight"),
+}
+
+
+def _describe_forward(hint: str | None) -> str:
+    if hint == FLIPPED:
+        return "your forward flips the kernel"
+    if hint and hint.startswith("bias not added"):
+        return "your forward adds no bias"
+    return "your stride-1 forward differs from torch"
+
+
+@dataclass
+class _Stride1Failure:
+    """How the student's stride-1 layer fails one tensor's cell."""
+
+    how: str  # for the passing line: "your forward flips the kernel"
+    flipped: bool = False  # as if the kernel were rotated by 180 degrees
+
+
+def _stride1_failures(Conv2d) -> dict[str, _Stride1Failure | None]:
+    """Which stride-1 cells the layer fails, by rerunning their cases (same seeds, same data).
+
+    Tensor (``"y"``, ``"dx"``, ``"dweight"``) -> how it fails, or None where the cell passes.
+    """
+    result: dict[str, _Stride1Failure | None] = dict.fromkeys(("y", "dx", "dweight"))
+    gen = rng("conv2d_forward")
+    for case in BASE_CASES:
+        data = _conv_data(case, gen)
+        if result["y"] is not None:
+            continue
+        try:
+            layer = _conv_layer(Conv2d, case, data)
+            y = student_call("Conv2d.forward", str(case), layer.forward, copy_layout(data.x))
+        except GradingFailure:
+            result["y"] = _Stride1Failure("your stride-1 forward raises")
+            continue
+        if not matches(y, data.y):
+            hint = _hint_of(_conv_forward_hint(case, data), y)
+            result["y"] = _Stride1Failure(_describe_forward(hint), flipped=hint == FLIPPED)
+    for part, key in (("conv2d_backward_input", "dx"), ("conv2d_backward_weight", "dweight")):
+        name = _STRIDE1_CELLS[key][1]
+        gen = rng(part)
+        for case in BACKWARD_CASES:
+            data = _conv_data(case, gen)
+            try:
+                layer, dx, _ = _conv_run(Conv2d, case, data)
+                value = dx if key == "dx" else get_grad(layer, "weight", "Conv2d")
+            except GradingFailure:
+                result[key] = _Stride1Failure(f"your stride-1 {name} raises")
+                break
+            if key == "dx":
+                expected = data.dx
+                rotated = reference.conv2d(
+                    np.ascontiguousarray(data.x),
+                    _flip(data.weight),
+                    data.bias,
+                    data.dy,
+                    **case.options(),
+                )[1]
+            else:
+                expected, rotated = data.dweight, _flip(data.dweight)
+            if not matches(value, expected):
+                flipped = matches(value, rotated)
+                how = (
+                    f"your {name} is that of a flipped kernel"
+                    if flipped
+                    else (f"your stride-1 {name} differs from torch")
+                )
+                result[key] = _Stride1Failure(how, flipped)
+                break
+    return result
+
+
+def _hint_of(hint: Callable[[np.ndarray], str | None], value) -> str | None:
+    try:
+        return hint(np.asarray(value))
+    except Exception:  # a malformed result: no recognisable mistake
+        return None
+
+
+class _ExtensionGrading:
+    """Grades one extension cell's tensors: against torch, or where a stride-1 cell already
+    charges the student's stride-1 layer for that tensor, against that layer's own result."""
+
+    def __init__(self, Conv2d):
+        self.Conv2d = Conv2d
+        self._failures: dict[str, _Stride1Failure | None] | None = None
+        self.own: set[str] = set()  # tensors graded against the student's stride-1 layer
+        self.skipped: set[str] = set()  # tensors not graded in some case (stride-1 raised)
+
+    def failures(self) -> dict[str, _Stride1Failure | None]:
+        if self._failures is None:
+            self._failures = _stride1_failures(self.Conv2d)
+        return self._failures
+
+    def grade(
+        self, key: str, value, expected, twin: Callable[[bool], dict], check, note=None
+    ) -> bool:
+        """``value`` (an array, or the GradingFailure its call raised) for tensor ``key``.
+
+        ``twin(mirrored)`` is :func:`_stride1_twin` of the case; ``check()`` raises the
+        failure against torch (with ``note()``'s sentence, if given). Returns whether the
+        tensor was graded (and passed); False: not graded, the stride-1 layer raises there.
+        """
+        __tracebackhide__ = True
+        failed = isinstance(value, GradingFailure)
+        if not failed and matches(value, expected):
+            return True
+        failure = self.failures()[key]
+        if failure is None:  # the stride-1 cell passes: what is wrong is the extension's
+            self._fail(value, check, note)
+            return True
+        own = twin(failure.flipped)[key]
+        if own is RAISED:
+            self.skipped.add(key)
+            return False
+        if not failed and own is not None and matches(value, own):
+            self.own.add(key)
+            return True
+        self._fail(value, check, note)
+        return True
+
+    @staticmethod
+    def _fail(value, check, note):
+        __tracebackhide__ = True
+        if isinstance(value, GradingFailure):
+            raise value
+        if note is None:
+            check()
+        else:
+            _with_note(check, note)
 
     def describe(self) -> str:
         notes = []
-        if self.flips_forward:
-            notes.append("your forward flips the kernel (test_conv2d_forward takes that off)")
-        if self.adds_no_bias:
-            notes.append("your forward adds no bias (test_conv2d_forward takes that off)")
-        if self.dx_flipped:
-            notes.append(
-                "your dL/dx uses the kernel unrotated (test_conv2d_backward_input takes that off)"
-            )
-        if self.dweight_flipped:
-            notes.append("your dL/dweight is rotated (test_conv2d_backward_weight takes that off)")
-        if not notes:
-            return ""
-        return "; graded with the conventions of your stride-1 layer: " + "; ".join(notes)
-
-
-def _base_conventions(Conv2d) -> BaseConventions:
-    """Probe the student's layer on a plain case: stride 1, padding 0, 3x3, batch of one."""
-    case = ConvCase(1, 2, 2, 6, 5, kernel=3)
-    data = _conv_data(case, rng("conv2d_convention"))
-    flipped = reference.conv2d(data.x, _flip(data.weight), data.bias, data.dy)
-    try:
-        layer = _conv_layer(Conv2d, case, data)
-        y = student_call("Conv2d.forward", str(case), layer.forward, data.x)
-    except GradingFailure:
-        return BaseConventions()
-    forward = {}
-    for flip, bias in itertools.product((False, True), (True, False)):
-        weight = _flip(data.weight) if flip else data.weight
-        if matches(y, reference.conv2d(data.x, weight, data.bias if bias else None)[0]):
-            forward = {"flips_forward": flip, "adds_no_bias": not bias}
-            break
-    try:
-        dx = student_call("Conv2d.backward", str(case), layer.backward, data.dy.copy())
-        dweight = layer.grads["weight"]
-    except (GradingFailure, AttributeError, KeyError, TypeError):
-        return BaseConventions(**forward)
-    return BaseConventions(
-        **forward,
-        dx_flipped=not matches(dx, data.dx) and matches(dx, flipped[1]),
-        dweight_flipped=not matches(dweight, data.dweight)
-        and matches(dweight, _flip(data.dweight)),
-    )
+        for key in ("y", "dx", "dweight"):
+            if key not in self.own and key not in self.skipped:
+                continue
+            cell, name = _STRIDE1_CELLS[key]
+            how = self.failures()[key].how
+            if key in self.own:
+                notes.append(
+                    f"{name} graded against your own stride-1 layer ({how}; {cell} takes that off)"
+                )
+            if key in self.skipped:
+                notes.append(
+                    f"{name} not graded where your stride-1 layer raises on the same "
+                    f"computation ({how}; {cell} takes that off)"
+                )
+        return "; " + "; ".join(notes) if notes else ""
 
 
 def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], details: str) -> None:
-    """Forward, dL/dx and (on batches of one) dL/dweight of every case against torch."""
+    """Forward, dL/dx and dL/dweight of every case against torch (see the module docstring)."""
     __tracebackhide__ = True
-    base = _base_conventions(Conv2d)
+    grading = _ExtensionGrading(Conv2d)
     gen = rng(part)
     for case in cases:
         assert _pair(case.padding) == (0, 0), "extension cases use padding 0"
@@ -557,50 +837,97 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
         # The same case with the kernel rotated: what a forward that flips the kernel, or
         # a dL/dx that forgets to rotate it, computes.
         conv = reference.conv2d(x, _flip(data.weight), data.bias, data.dy, **case.options())
-        layer = _conv_layer(Conv2d, case, data)
-        y = _forward(layer, "Conv2d", str(case), data.x)
-        expected_y = data.y
-        if base.flips_forward or base.adds_no_bias:
-            weight = _flip(data.weight) if base.flips_forward else data.weight
-            bias = None if base.adds_no_bias else data.bias
-            expected_y = reference.conv2d(x, weight, bias, **case.options())[0]
+        twins: dict = {}
 
-        def hint(actual, case=case, data=data, conv=conv):
-            if not base.flips_forward and matches(actual, conv[0]):
+        def twin(mirrored: bool, case=case, data=data, twins=twins) -> dict:
+            if mirrored not in twins:
+                twins[mirrored] = _stride1_twin(Conv2d, case, data, mirrored)
+            return twins[mirrored]
+
+        def forward_hint(actual, case=case, data=data, conv=conv):
+            if matches(actual, conv[0]):
                 return FLIPPED
             if actual.shape != data.y.shape:
                 return _output_size_note(case, data.y.shape)
             return None
 
-        assert_close(
-            y,
-            expected_y,
-            what="Conv2d.forward(x)",
-            case=str(case)
-            + (" (with your stride-1 conventions)" if expected_y is not data.y else ""),
-            hint=hint,
-        )
-        dx = _backward(layer, "Conv2d", str(case), data.dy)
-        if not (base.dx_flipped and matches(dx, conv[1])):
-            _with_note(
-                lambda dx=dx, data=data, case=case: assert_close(
-                    dx, data.dx, what="Conv2d.backward(dy) (dL/dx)", case=str(case)
-                ),
-                _dx_note(Conv2d, case, data, dx),
-            )
-        if case.n == 1:
-            dweight = get_grad(layer, "weight", "Conv2d")
-            if not (base.dweight_flipped and matches(dweight, _flip(data.dweight))):
-                _with_note(
-                    lambda dweight=dweight, data=data, case=case: assert_close(
-                        dweight, data.dweight, what="Conv2d.grads['weight']", case=str(case)
-                    ),
-                    _param_note(Conv2d, case, data, "weight", dweight),
+        def dx_hint(actual, data=data, conv=conv):
+            if matches(actual, conv[1]):
+                return (
+                    "kernel not rotated: dL/dx is the full cross-correlation of the spread-out "
+                    "dy with the kernel rotated by 180 degrees (and in/out channels swapped)"
                 )
+            if actual.shape != data.dx.shape:
+                return f"dL/dx has the shape of x, {data.dx.shape}"
+            return None
+
+        layer = _conv_layer(Conv2d, case, data)
+        y = _attempt(student_call, "Conv2d.forward", str(case), layer.forward, copy_layout(data.x))
+        graded = grading.grade(
+            "y",
+            y,
+            data.y,
+            twin,
+            lambda y=y, data=data, case=case, hint=forward_hint: assert_close(
+                y, data.y, what="Conv2d.forward(x)", case=str(case), hint=hint
+            ),
+        )
+        if isinstance(y, GradingFailure):  # ungraded here: backward needs only the cache
+            _refill_cache(layer, str(case), data.x)
+        dx = _attempt(_backward, layer, "Conv2d", str(case), data.dy)
+        graded |= grading.grade(
+            "dx",
+            dx,
+            data.dx,
+            twin,
+            lambda dx=dx, data=data, case=case, hint=dx_hint: assert_close(
+                dx, data.dx, what="Conv2d.backward(dy) (dL/dx)", case=str(case), hint=hint
+            ),
+            _dx_note(Conv2d, case, data, dx) if not isinstance(dx, GradingFailure) else None,
+        )
+        # A backward that raised filled no grads: what they hold is not graded as its result.
+        dweight = (
+            dx if isinstance(dx, GradingFailure) else _attempt(get_grad, layer, "weight", "Conv2d")
+        )
+        graded |= grading.grade(
+            "dweight",
+            dweight,
+            data.dweight,
+            twin,
+            lambda dweight=dweight, data=data, case=case: assert_close(
+                dweight, data.dweight, what="Conv2d.grads['weight']", case=str(case)
+            ),
+            _param_note(Conv2d, case, data, "weight", dweight)
+            if not isinstance(dweight, GradingFailure)
+            else None,
+        )
+        if not graded:
+            # Nothing of this case could be graded: the part cannot be earned without it.
+            first = next(v for v in (y, dx, dweight) if isinstance(v, GradingFailure))
+            raise GradingFailure(
+                f"{first}\n  (Nothing of this case can be graded: your layer raises for the "
+                "forward, dL/dx and dL/dweight, and so does your stride-1 layer on the same "
+                "computation.)"
+            )
     passed(
         title,
-        f"forward and gradients match torch on {len(cases)} cases ({details}){base.describe()}",
+        f"forward and gradients match torch on {len(cases)} cases ({details}){grading.describe()}",
     )
+
+
+def _refill_cache(layer, case: str, x: np.ndarray) -> None:
+    """After a forward that raised on a non-contiguous ``x``: forward on a contiguous copy,
+    so that backward finds its cache (as :func:`_forward_for_cache` does)."""
+    if not x.flags.c_contiguous:
+        _attempt(student_call, "Conv2d.forward", case, layer.forward, np.ascontiguousarray(x))
+
+
+def _attempt(call: Callable, *args):
+    """``call(*args)``, or the GradingFailure it raised (the caller grades either)."""
+    try:
+        return call(*args)
+    except GradingFailure as failure:
+        return failure
 
 
 STRIDE_CASES = (
@@ -780,8 +1107,41 @@ def _max_routes(case: PoolCase, x: np.ndarray, dy: np.ndarray) -> dict[str, np.n
     }
 
 
+def _fancy_index_hint(case: PoolCase, x: np.ndarray, dy: np.ndarray, expected):
+    """Recognise ``dx[idx] += dy`` with an index array that repeats elements (buffered).
+
+    Each window's dy goes to its first maximum; an element that is the maximum of several
+    windows should get the sum of their dy, and a buffered ``+=`` leaves it exactly one of
+    them (which one depends on the order of the index array, so any one is recognised).
+    """
+    (kh, kw), (sh, sw) = case.geometry()
+    windows = _windows(x, case)
+    first = windows.reshape(windows.shape[:4] + (kh * kw,)).argmax(axis=-1)
+    n, c, h, w = np.indices(first.shape)
+    where = (n, c, h * sh + first // kw, w * sw + first % kw)
+    count = np.zeros(x.shape, dtype=np.int64)
+    np.add.at(count, where, 1)
+    shared = count > 1
+
+    def hint(actual):
+        if actual.shape != x.shape or not shared.any():
+            return None
+        one_of_them = np.zeros(x.shape, dtype=bool)
+        np.logical_or.at(one_of_them, where, np.isclose(actual[where], dy, rtol=1e-6, atol=1e-8))
+        if (
+            one_of_them[count > 0].all()
+            and matches(actual[count == 0], 0.0)
+            and not matches(actual[shared], expected[shared])
+        ):
+            return FANCY_ADD
+        return None
+
+    return hint
+
+
 def _max_backward_hint(case: PoolCase, x: np.ndarray, dy: np.ndarray, expected, y_shape):
     overwrite = _overwrite_hint(case, x, expected, y_shape)
+    fancy = _fancy_index_hint(case, x, dy, expected)
 
     def hint(actual):
         routes = _max_routes(case, x, dy)
@@ -802,12 +1162,23 @@ def _max_backward_hint(case: PoolCase, x: np.ndarray, dy: np.ndarray, expected, 
                 "max-pool gradient split among tied elements: torch sends all of dy to the "
                 "first maximum in row-major order"
             )
-        return overwrite(actual)
+        return fancy(actual) or overwrite(actual)
 
     return hint
 
 
-def _max_case(MaxPool2d, case: PoolCase, gen, *, check_forward: bool, check_backward: bool):
+def _max_case(
+    MaxPool2d,
+    case: PoolCase,
+    gen,
+    *,
+    check_forward: bool,
+    check_backward: bool,
+    own_forward_cell: bool = False,
+):
+    """One max-pool case: the forward compared if ``check_forward`` (and checked for writing
+    into x only in ``own_forward_cell``, test_maxpool_forward), else run for the cache only;
+    then the backward, if ``check_backward``."""
     __tracebackhide__ = True
     x = case.x(gen)
     probe = reference.max_pool2d(x, kernel_size=case.kernel, stride=case.stride)[0]
@@ -817,7 +1188,13 @@ def _max_case(MaxPool2d, case: PoolCase, gen, *, check_forward: bool, check_back
     )
     given = x if case.contiguous else non_contiguous(x)
     layer = _pool_layer(MaxPool2d, "MaxPool2d", case)
-    y = _forward(layer, "MaxPool2d", str(case), given, graded=check_forward)
+    note = ""
+    if own_forward_cell:
+        y = _forward(layer, "MaxPool2d", str(case), given)
+    elif check_forward:
+        y = student_call("MaxPool2d.forward", str(case), layer.forward, copy_layout(given))
+    else:
+        note = _forward_for_cache(layer, "MaxPool2d", str(case), given)
     if check_forward:
         assert_close(
             y,
@@ -828,20 +1205,20 @@ def _max_case(MaxPool2d, case: PoolCase, gen, *, check_forward: bool, check_back
         )
     if not check_backward:
         return
-    dx = _backward(layer, "MaxPool2d", str(case), dy)
+    dx = _backward(layer, "MaxPool2d", str(case) + note, dy)
     hint = _max_backward_hint(case, x, dy, expected_dx, expected_y.shape)
 
-    def note() -> str:
+    def fd_note() -> str:
         if case.values != "normal":
             return ""  # at a tie the max has a kink: finite differences say nothing useful
         fresh = _pool_layer(MaxPool2d, "MaxPool2d", case)
-        return finite_difference_note(fresh.forward, x, dy, dx, "dL/dx")
+        return finite_difference_note(fresh.forward, x, dy, dx, "dL/dx", expected=expected_dx)
 
     _with_note(
         lambda: assert_close(
-            dx, expected_dx, what="MaxPool2d.backward(dy)", case=str(case), hint=hint
+            dx, expected_dx, what="MaxPool2d.backward(dy)", case=str(case) + note, hint=hint
         ),
-        note,
+        fd_note,
     )
 
 
@@ -874,7 +1251,9 @@ def maxpool_forward(MaxPool2d) -> None:
     __tracebackhide__ = True
     gen = rng("maxpool_forward")
     for case in MAX_FORWARD_CASES:
-        _max_case(MaxPool2d, case, gen, check_forward=True, check_backward=False)
+        _max_case(
+            MaxPool2d, case, gen, check_forward=True, check_backward=False, own_forward_cell=True
+        )
     passed(
         "MaxPool2d forward",
         f"matches torch on {len(MAX_FORWARD_CASES)} cases (2x2, 3x3 and 3x2 windows, stride "
@@ -959,9 +1338,9 @@ def _avg_case(AvgPool2d, case: PoolCase, gen, *, backward: bool) -> None:
     )
     given = x if case.contiguous else non_contiguous(x)
     layer = _pool_layer(AvgPool2d, "AvgPool2d", case)
-    y = _forward(layer, "AvgPool2d", str(case), given, graded=not backward)
     kh, kw = case.geometry()[0]
     if not backward:
+        y = _forward(layer, "AvgPool2d", str(case), given)
 
         def forward_hint(actual):
             if actual.shape != expected_y.shape:
@@ -972,7 +1351,8 @@ def _avg_case(AvgPool2d, case: PoolCase, gen, *, backward: bool) -> None:
 
         assert_close(y, expected_y, what="AvgPool2d.forward(x)", case=str(case), hint=forward_hint)
         return
-    dx = _backward(layer, "AvgPool2d", str(case), dy)
+    note = _forward_for_cache(layer, "AvgPool2d", str(case), given)
+    dx = _backward(layer, "AvgPool2d", str(case) + note, dy)
     overwrite = _overwrite_hint(case, x, expected_dx, expected_y.shape)
 
     def hint(actual):
@@ -983,15 +1363,15 @@ def _avg_case(AvgPool2d, case: PoolCase, gen, *, backward: bool) -> None:
             )
         return overwrite(actual)
 
-    def note() -> str:
+    def fd_note() -> str:
         fresh = _pool_layer(AvgPool2d, "AvgPool2d", case)
-        return finite_difference_note(fresh.forward, x, dy, dx, "dL/dx")
+        return finite_difference_note(fresh.forward, x, dy, dx, "dL/dx", expected=expected_dx)
 
     _with_note(
         lambda: assert_close(
-            dx, expected_dx, what="AvgPool2d.backward(dy)", case=str(case), hint=hint
+            dx, expected_dx, what="AvgPool2d.backward(dy)", case=str(case) + note, hint=hint
         ),
-        note,
+        fd_note,
     )
 
 

@@ -11,7 +11,14 @@ Everything runs in this process (``grader.notebooks.run_in_process``), not throu
   cvcourse.kernels loses the forward cell and is told why;
 - the released notebook (every solution body a NotImplementedError) earns nothing, and every
   graded cell says that the part is not implemented yet;
-- the checks feed non-contiguous inputs where they say they do.
+- the checks feed non-contiguous inputs where they say they do;
+- run directly on classes (no notebook): correct layers earn every part (the instructor's
+  einsum and strided-view layers, and the same computed in float32), and mistaken ones
+  lose exactly their part: a forward that raises or writes into x costs only the forward
+  cell, an extension is graded against the student's own stride-1 layer where a stride-1
+  cell already charges it, a backward that accumulates into grads loses the cell of that
+  gradient, a buffered fancy-index += is told to use np.add.at;
+- the finite-difference note checks every element before it says "share the mistake".
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import pytest
 
 from grader import notebooks
 from grader.checks import a3_conv_pool as checks
+from grader.checks.harness import GradingFailure, copy_layout, non_contiguous
+from grader.planted import PlantedMistake
 from grader.planted import a3_conv_pool as planted
 from tests.grader.assignment_tools import DELEGATION, every_cell_graded, released
 
@@ -98,8 +107,14 @@ def test_planted_mistake_costs_exactly_its_cells(nb, mistake):
         # The extensions are graded with the student's kernel convention, and say so.
         for part in ("test_conv2d_stride", "test_conv2d_even_kernel", "test_conv2d_dilation"):
             assert "your forward flips the kernel" in results[part].output
-    if mistake.student in ("dweight-not-summed", "maxpool-overwrite"):
+    if mistake.student in ("dweight-not-summed", "maxpool-overwrite", "maxpool-fancy-index"):
         assert "Finite differences: your dL/d" in results[mistake.loses[0]].output
+    if mistake.student in ("maxpool-overwrite", "maxpool-fancy-index"):
+        # Wrong at 21 and 11 of 252 elements: the note checks them all and says so.
+        assert "also disagrees with finite differences" in results[mistake.loses[0]].output
+    if mistake.student == "conv-bias-broadcast":
+        for part in ("test_conv2d_stride", "test_conv2d_even_kernel", "test_conv2d_dilation"):
+            assert "your stride-1 forward raises" in results[part].output
 
 
 TORCH_ALIAS = (
@@ -236,3 +251,293 @@ def test_finite_difference_note_tells_a_wrong_backward_from_a_shared_mistake():
     wrong = checks.finite_difference_note(lambda z: z**3, x, dy, 2 * x**2 * dy, "dL/dx")
     assert "also disagrees" in wrong
     assert checks.finite_difference_note(lambda z: z**3, x, dy, np.ones(5), "dL/dx") == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks on classes: correct ones earn every part, each mistake costs exactly its own
+# ---------------------------------------------------------------------------------------------
+
+CHECKS = {
+    "Conv2d": [
+        "conv2d_forward",
+        "conv2d_backward_input",
+        "conv2d_backward_weight",
+        "conv2d_backward_bias",
+        "conv2d_stride",
+        "conv2d_even_kernel",
+        "conv2d_dilation",
+    ],
+    "MaxPool2d": ["maxpool_forward", "maxpool_backward", "maxpool_ties", "maxpool_overlap"],
+    "AvgPool2d": ["avgpool_forward", "avgpool_backward"],
+}
+
+
+def _edited_classes(nb, edits: list[tuple[str, str, str]]) -> dict:
+    """The instructor's classes with ``(cell, old, new)`` edits, each ``old`` occurring once."""
+    changed = nb
+    for index, (cell, old, new) in enumerate(edits):
+        changed = notebooks.with_mistake(
+            changed, PlantedMistake(f"edit-{index}", cell, old, new, ("unused",), "")
+        )
+    return _solution_classes(changed)
+
+
+def _verdicts(classes: dict) -> dict[str, str]:
+    """Every check run on ``classes``: part -> its passing line, or "FAIL: " + message."""
+    import contextlib
+    import io
+
+    verdicts = {}
+    for name, parts in CHECKS.items():
+        for part in parts:
+            out = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(out):
+                    getattr(checks, part)(classes[name])
+            except GradingFailure as failure:
+                verdicts[part] = f"FAIL: {failure}"
+            else:
+                verdicts[part] = out.getvalue()
+    return verdicts
+
+
+def _lost(verdicts: dict[str, str]) -> list[str]:
+    return [part for part, text in verdicts.items() if text.startswith("FAIL: ")]
+
+
+FLOAT32 = [
+    # The layers computed in float32 from start to end: float32 arrays in, float32 out.
+    (
+        "conv2d_solution",
+        'self.cache = x\n        weight = self.params["weight"]',
+        'x = x.astype(np.float32)\n        self.cache = x\n        weight = self.params["weight"]'
+        ".astype(np.float32)",
+    ),
+    (
+        "conv2d_solution",
+        'y = y + self.params["bias"][None, :, None, None]',
+        'y = y + self.params["bias"][None, :, None, None].astype(np.float32)',
+    ),
+    (
+        "conv2d_solution",
+        'kernel = self.params["weight"]',
+        'kernel = self.params["weight"].astype(np.float32)\n        dy = dy.astype(np.float32)',
+    ),
+    (
+        "conv2d_solution",
+        "dy_up = np.zeros((n, g, (ho - 1) * sh + 1, (wo - 1) * sw + 1))",
+        "dy_up = np.zeros((n, g, (ho - 1) * sh + 1, (wo - 1) * sw + 1), np.float32)",
+    ),
+    (
+        "maxpool_solution",
+        "self.cache = x\n        return sliding",
+        "x = x.astype(np.float32)\n        self.cache = x\n        return sliding",
+    ),
+    (
+        "maxpool_solution",
+        "dx = np.zeros(self.cache.shape)",
+        "dx = np.zeros(self.cache.shape, np.float32)\n        dy = dy.astype(np.float32)",
+    ),
+    (
+        "avgpool_solution",
+        "self.cache = x\n        return sliding",
+        "x = x.astype(np.float32)\n        self.cache = x\n        return sliding",
+    ),
+    (
+        "avgpool_solution",
+        "dx = np.zeros(self.cache.shape)",
+        "dx = np.zeros(self.cache.shape, np.float32)\n        share = share.astype(np.float32)",
+    ),
+]
+
+
+def test_correct_layers_earn_every_part_in_float64_and_in_float32(nb):
+    # The instructor's layers (einsum over strided views of x) and the same in float32.
+    assert _lost(_verdicts(_solution_classes(nb))) == []
+    classes = _edited_classes(nb, FLOAT32)
+    layer = classes["Conv2d"](2, 3, 3)
+    assert layer.forward(np.ones((1, 2, 5, 5))).dtype == np.float32
+    assert _lost(_verdicts(classes)) == []
+
+
+def test_a_wrong_float32_layer_fails_and_is_told_about_float32(nb):
+    flipped = (
+        "conv2d_solution",
+        'y = np.einsum("nchwij,gcij->nghw", windows, weight, optimize=True)',
+        'y = np.einsum("nchwij,gcij->nghw", windows, weight[:, :, ::-1, ::-1], optimize=True)',
+    )
+    verdicts = _verdicts(_edited_classes(nb, [*FLOAT32, flipped]))
+    assert _lost(verdicts) == ["conv2d_forward"]
+    message = verdicts["conv2d_forward"]
+    assert "your output is float32; the checks compare in float64 at rtol 1e-6" in message
+    assert "rounding is not the reason" in message and checks.FLIPPED in message
+
+
+RAISES_AFTER_CACHING = (
+    "conv2d_solution",
+    "        return y\n        ### END SOLUTION",
+    '        raise RuntimeError("unfinished")\n        ### END SOLUTION',
+)
+
+
+def test_a_forward_that_raises_costs_the_forward_cell_only(nb):
+    verdicts = _verdicts(_edited_classes(nb, [RAISES_AFTER_CACHING]))
+    assert _lost(verdicts) == ["conv2d_forward"]
+    for part in ("conv2d_stride", "conv2d_even_kernel", "conv2d_dilation"):
+        assert "forward not graded where your stride-1 layer raises" in verdicts[part]
+        assert "test_conv2d_forward takes that off" in verdicts[part]
+
+
+def test_a_forward_that_raises_on_non_contiguous_x_costs_the_forward_cell_only(nb):
+    picky = (
+        "conv2d_solution",
+        "        self.cache = x\n        weight",
+        "        if not x.flags.c_contiguous:\n"
+        '            raise ValueError("x must be contiguous")\n'
+        "        self.cache = x\n        weight",
+    )
+    verdicts = _verdicts(_edited_classes(nb, [picky]))
+    assert _lost(verdicts) == ["conv2d_forward"]
+    # The extensions' non-contiguous cases fail in the same way as the stride-1 forward.
+    assert "forward not graded where your stride-1 layer raises" in verdicts["conv2d_stride"]
+
+
+def test_a_forward_that_clobbers_x_costs_the_forward_cell_only(nb):
+    clobbers = (
+        "conv2d_solution",
+        "        return y\n        ### END SOLUTION",
+        "        self.cache = x.copy()\n        x[...] = 0.0\n        return y\n"
+        "        ### END SOLUTION",
+    )
+    verdicts = _verdicts(_edited_classes(nb, [clobbers]))
+    assert _lost(verdicts) == ["conv2d_forward"]
+    assert "changed its input x in place" in verdicts["conv2d_forward"]
+
+
+def test_an_extension_is_graded_against_the_students_own_stride1_layer(nb):
+    # Forward adds no bias and dL/dweight is rotated: each costs its stride-1 cell, and the
+    # extensions, implemented consistently, lose nothing for them ...
+    no_bias = (
+        "conv2d_solution",
+        'y = y + self.params["bias"][None, :, None, None]',
+        "y = y + 0.0",
+    )
+    rotated = (
+        "conv2d_solution",
+        'np.einsum("nchwij,nghw->gcij", windows, dy, optimize=True)',
+        'np.einsum("nchwij,nghw->gcij", windows, dy, optimize=True)[:, :, ::-1, ::-1]',
+    )
+    verdicts = _verdicts(_edited_classes(nb, [no_bias, rotated]))
+    assert _lost(verdicts) == ["conv2d_forward", "conv2d_backward_weight"]
+    for part in ("conv2d_stride", "conv2d_even_kernel", "conv2d_dilation"):
+        assert "forward graded against your own stride-1 layer" in verdicts[part]
+        assert "your forward adds no bias" in verdicts[part]
+        assert "dL/dweight graded against your own stride-1 layer" in verdicts[part]
+    # ... while an extension that is wrong on its own still fails: stride ignored.
+    ignores_stride = (
+        "conv2d_solution",
+        "windows = sliding_windows(x_pad, self.kernel_size, self.stride, self.dilation)\n"
+        "        y =",
+        "windows = sliding_windows(x_pad, self.kernel_size, (1, 1), self.dilation)\n        y =",
+    )
+    verdicts = _verdicts(_edited_classes(nb, [no_bias, rotated, ignores_stride]))
+    assert _lost(verdicts) == ["conv2d_forward", "conv2d_backward_weight", "conv2d_stride"]
+    assert "Conv2d.forward(x) has shape" in verdicts["conv2d_stride"]
+
+
+@pytest.mark.parametrize("name", ["weight", "bias"])
+def test_a_backward_that_accumulates_into_grads_loses_that_gradients_cell(nb, name):
+    old = {
+        "weight": 'self.grads["weight"] = np.einsum',
+        "bias": 'self.grads["bias"] = dy.sum(axis=(0, 2, 3))',
+    }[name]
+    verdicts = _verdicts(_edited_classes(nb, [("conv2d_solution", old, old.replace("=", "+=", 1))]))
+    assert _lost(verdicts) == [f"conv2d_backward_{name}"]
+    message = verdicts[f"conv2d_backward_{name}"]
+    assert "after the second backward" in message
+    assert "gradient accumulated across backward calls" in message
+
+
+def test_a_buffered_fancy_index_add_is_told_to_use_np_add_at(nb):
+    mistake = next(m for m in planted.MISTAKES if m.student == "maxpool-fancy-index")
+    verdicts = _verdicts(_edited_classes(nb, [(mistake.cell, mistake.old, mistake.new)]))
+    assert _lost(verdicts) == ["maxpool_overlap"]
+    message = verdicts["maxpool_overlap"]
+    assert "np.add.at(dx, idx, dy)" in message and "add with +=" not in message
+    # An assignment in the loop over offsets is still told to add instead.
+    overwrite = next(m for m in planted.MISTAKES if m.student == "maxpool-overwrite")
+    verdicts = _verdicts(_edited_classes(nb, [(overwrite.cell, overwrite.old, overwrite.new)]))
+    assert checks.OVERWRITTEN in verdicts["maxpool_overlap"]
+    assert checks.FANCY_ADD not in verdicts["maxpool_overlap"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The finite-difference note and the layouts the checks feed
+# ---------------------------------------------------------------------------------------------
+
+
+def test_finite_difference_note_finds_one_wrong_element_that_sampling_would_miss():
+    gen = np.random.default_rng(1)
+    x, dy = gen.standard_normal((3, 8, 16)), gen.standard_normal((3, 8, 16))
+    right = 3 * x**2 * dy
+    # The note used to differentiate 24 random elements (seed 0): pick one it never saw.
+    sampled = set(np.random.default_rng(0).choice(x.size, 24, replace=False).tolist())
+    wrong_at = next(i for i in range(x.size) if i not in sampled)
+    wrong = right.copy()
+    wrong.reshape(-1)[wrong_at] += 1.0
+    note = checks.finite_difference_note(lambda z: z**3, x, dy, wrong, "dL/dx", expected=right)
+    where = ", ".join(str(int(i)) for i in np.unravel_index(wrong_at, x.shape))
+    assert "also disagrees" in note and f"at element [{where}]" in note
+
+    # A forward and backward that share a mistake in one block agree at every element.
+    def block_forward(z):
+        out = z**3
+        out[0, :2] = 2 * z[0, :2] ** 3
+        return out
+
+    shared = right.copy()
+    shared[0, :2] *= 2
+    note = checks.finite_difference_note(block_forward, x, dy, shared, "dL/dx", expected=right)
+    assert f"agrees with finite differences of your own forward at all {x.size} elements" in note
+    assert "share the mistake" in note
+
+
+def test_finite_difference_note_beyond_its_element_limit_still_sees_a_wrong_block():
+    gen = np.random.default_rng(2)
+    x, dy = gen.standard_normal((4, 50)), gen.standard_normal((4, 50))
+    right = 3 * x**2 * dy
+    wrong = right.copy()
+    wrong[3, 40:43] = 0.0
+    # With the reference: every element that differs from it is differentiated.
+    note = checks.finite_difference_note(
+        lambda z: z**3, x, dy, wrong, "dL/dx", expected=right, all_elements=50
+    )
+    assert "also disagrees" in note and "at element [3, 4" in note
+    # Without it: 24 sampled elements may all be right, the random directions are not.
+    note = checks.finite_difference_note(lambda z: z**3, x, dy, wrong, "dL/dx", all_elements=50)
+    assert "also disagrees" in note
+    note = checks.finite_difference_note(lambda z: z**3, x, dy, right, "dL/dx", all_elements=50)
+    assert "at 24 sampled elements and along 3 random directions" in note
+
+
+def test_finite_difference_note_says_nothing_of_a_float32_forward():
+    x = np.random.default_rng(3).standard_normal((2, 3))
+    note = checks.finite_difference_note(
+        lambda z: (z**3).astype(np.float32), x, np.ones_like(x), 3 * x**2, "dL/dx"
+    )
+    assert "your forward returns float32" in note and "agrees" not in note
+
+
+def test_layouts_the_checks_feed():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    strided = non_contiguous(x)
+    transposed = non_contiguous(x, "transposed")
+    for view in (strided, transposed):
+        assert np.array_equal(view, x) and not view.flags.c_contiguous
+    # A regular gap keeps reshape(-1) a view; only the transposed layout makes it a copy.
+    assert np.shares_memory(strided.reshape(-1), strided)
+    assert not np.shares_memory(transposed.reshape(-1), transposed)
+    for view in (strided, transposed):
+        copy = copy_layout(view)
+        assert copy.strides == view.strides and np.array_equal(copy, view)
+        assert not np.shares_memory(copy, view)
