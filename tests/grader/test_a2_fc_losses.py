@@ -3,7 +3,9 @@
 Everything runs in this process (``grader.notebooks.run_in_process``), not through nbgrader:
 the verdict of each graded cell is what the checks print or raise. The authoring rules and
 the release as nbgrader makes it are checked for every assignment in
-``test_course_notebooks.py``.
+``test_course_notebooks.py``. The checks also run directly on classes: the solution computed
+in float32 earns every part, a wrong float32 result is told why it fails, an in-place shift
+costs one cell, and ``assert_close`` applies and explains its float32 rule.
 """
 
 from __future__ import annotations
@@ -19,9 +21,30 @@ import pytest
 
 from grader import notebooks
 from grader.checks import a2_fc_losses as checks
+from grader.checks import harness
 from grader.checks.harness import GradingFailure
 from grader.planted import PlantedMistake, mistakes_for
 from tests.grader.assignment_tools import exec_as_cell, released
+
+CHECKED_CLASS = {
+    "numerical_gradient": "numerical_gradient",
+    "relative_error": "relative_error",
+    "linear_forward": "Linear",
+    "linear_backward_input": "Linear",
+    "linear_backward_weight": "Linear",
+    "linear_backward_bias": "Linear",
+    "relu": "ReLU",
+    "sigmoid": "Sigmoid",
+    "softmax_forward": "Softmax",
+    "softmax_large_logits": "Softmax",
+    "softmax_backward": "Softmax",
+    "softmax_jacobian": "softmax_jacobian",
+    "mse_forward": "MSELoss",
+    "mse_backward": "MSELoss",
+    "cross_entropy_forward": "CrossEntropyLoss",
+    "cross_entropy_backward": "CrossEntropyLoss",
+    "cross_entropy_large_logits": "CrossEntropyLoss",
+}
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "course" / "assignments" / "a2_fc_losses"
@@ -192,28 +215,7 @@ def test_graded_cells_write_nothing_to_stderr(notebook):
         "naive-sigmoid",
         dict(namespace),
     )
-    calls = [
-        (getattr(checks, name), namespace[arg])
-        for name, arg in [
-            ("numerical_gradient", "numerical_gradient"),
-            ("relative_error", "relative_error"),
-            ("linear_forward", "Linear"),
-            ("linear_backward_input", "Linear"),
-            ("linear_backward_weight", "Linear"),
-            ("linear_backward_bias", "Linear"),
-            ("relu", "ReLU"),
-            ("sigmoid", "Sigmoid"),
-            ("softmax_forward", "Softmax"),
-            ("softmax_large_logits", "Softmax"),
-            ("softmax_backward", "Softmax"),
-            ("softmax_jacobian", "softmax_jacobian"),
-            ("mse_forward", "MSELoss"),
-            ("mse_backward", "MSELoss"),
-            ("cross_entropy_forward", "CrossEntropyLoss"),
-            ("cross_entropy_backward", "CrossEntropyLoss"),
-            ("cross_entropy_large_logits", "CrossEntropyLoss"),
-        ]
-    ]
+    calls = [(getattr(checks, name), namespace[arg]) for name, arg in CHECKED_CLASS.items()]
     calls.append((checks.sigmoid, naive["NaiveSigmoid"]))
     for check, student in calls:
         out, err = io.StringIO(), io.StringIO()
@@ -378,3 +380,184 @@ def test_finite_difference_note_tells_shared_from_backward_mistakes():
     wrong = checks.finite_difference_note(lambda v: 2 * v, x, dy, 3 * dy, "dx")
     assert "forward and backward share the mistake" in shared
     assert "also disagrees" in wrong
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks on classes: float32, in-place changes charged once, accumulated gradients
+# ---------------------------------------------------------------------------------------------
+
+
+def _edited_namespace(notebook, edits: list[tuple[str, str, str]]) -> dict:
+    """The solution's classes with ``(cell, old, new)`` edits, each ``old`` occurring once."""
+    changed = notebook
+    for index, (cell, old, new) in enumerate(edits):
+        changed = notebooks.with_mistake(
+            changed, PlantedMistake(f"edit-{index}", cell, old, new, ("unused",), "")
+        )
+    return _student_namespace(changed)
+
+
+def _verdicts(namespace: dict) -> dict[str, str]:
+    """Every check on the namespace's classes: part -> its passing line or "FAIL: " + message."""
+    verdicts = {}
+    for part, name in CHECKED_CLASS.items():
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                getattr(checks, part)(namespace[name])
+        except GradingFailure as failure:
+            verdicts[part] = f"FAIL: {failure}"
+        else:
+            verdicts[part] = out.getvalue()
+    return verdicts
+
+
+def _lost(verdicts: dict[str, str]) -> list[str]:
+    return [part for part, text in verdicts.items() if text.startswith("FAIL: ")]
+
+
+FLOAT32 = [
+    # Every layer and loss computed in float32 (the inputs cast on the way in).
+    (
+        "linear",
+        'y = x @ self.params["weight"].T',
+        'x = x.astype(np.float32)\n        self.x = x\n        y = x @ self.params["weight"]'
+        ".T.astype(np.float32)",
+    ),
+    ("linear", 'y = y + self.params["bias"]', 'y = y + self.params["bias"].astype(np.float32)'),
+    (
+        "linear",
+        'self.grads["weight"] = dy.T @ self.x',
+        'dy = dy.astype(np.float32)\n        self.grads["weight"] = dy.T @ self.x',
+    ),
+    (
+        "linear",
+        'return dy @ self.params["weight"]',
+        'return dy @ self.params["weight"].astype(np.float32)',
+    ),
+    ("relu", "self.mask = x > 0", "x = x.astype(np.float32)\n        self.mask = x > 0"),
+    (
+        "relu",
+        "return np.where(self.mask, dy, 0.0)",
+        "return np.where(self.mask, dy.astype(np.float32), np.float32(0.0))",
+    ),
+    (
+        "sigmoid",
+        "self.s = np.exp(-np.logaddexp(0.0, -x))",
+        "self.s = np.exp(-np.logaddexp(np.float32(0.0), -x.astype(np.float32)))",
+    ),
+    (
+        "softmax",
+        "e = np.exp(x - x.max(axis=-1, keepdims=True))",
+        "x = x.astype(np.float32)\n        e = np.exp(x - x.max(axis=-1, keepdims=True))",
+    ),
+    ("softmax", "s = self.s\n", "s = self.s\n        dy = dy.astype(np.float32)\n"),
+    (
+        "softmax_jacobian",
+        "return np.diag(s) - np.outer(s, s)",
+        "s = s.astype(np.float32)\n    return np.diag(s) - np.outer(s, s)",
+    ),
+    ("mse_loss", "self.diff = pred - target", "self.diff = (pred - target).astype(np.float32)"),
+    (
+        "cross_entropy_loss",
+        "n = logits.shape[0]\n",
+        "n = logits.shape[0]\n        logits = logits.astype(np.float32)\n",
+    ),
+]
+
+
+def test_the_solution_in_float32_earns_every_part(notebook):
+    namespace = _edited_namespace(notebook, FLOAT32)
+    layer = namespace["Linear"](3, 2)
+    assert layer.forward(np.ones((1, 3))).dtype == np.float32
+    assert _lost(_verdicts(namespace)) == []
+
+
+def test_a_wrong_float32_result_is_told_about_float32(notebook):
+    transposed = (
+        "linear",
+        'y = x @ self.params["weight"].T.astype(np.float32)',
+        'y = x @ self.params["weight"].astype(np.float32)',
+    )
+    verdicts = _verdicts(_edited_namespace(notebook, [*FLOAT32, transposed]))
+    assert _lost(verdicts) == ["linear_forward"]
+    message = verdicts["linear_forward"]
+    assert "your output is float32; the checks compare in float64 at rtol 1e-6" in message
+    assert checks.TRANSPOSED_WEIGHT in message
+
+
+def test_a_correct_numerical_gradient_through_x_flat_passes_every_layout(notebook):
+    through_flat = (
+        "gradient_check",
+        "    for index in np.ndindex(x.shape):\n"
+        "        original = x[index]\n"
+        "        x[index] = original + h\n"
+        "        f_plus = f(x)\n"
+        "        x[index] = original - h\n"
+        "        f_minus = f(x)\n",
+        "    for index in np.ndindex(x.shape):\n"
+        "        i = np.ravel_multi_index(index, x.shape)\n"
+        "        original = x.flat[i]\n"
+        "        x.flat[i] = original + h\n"
+        "        f_plus = f(x)\n"
+        "        x.flat[i] = original - h\n"
+        "        f_minus = f(x)\n",
+    )
+    verdicts = _verdicts(_edited_namespace(notebook, [through_flat]))
+    assert "numerical_gradient" not in _lost(verdicts)
+
+
+def test_an_in_place_shift_in_softmax_costs_the_forward_cell_only(notebook):
+    shift = (
+        "softmax",
+        "e = np.exp(x - x.max(axis=-1, keepdims=True))",
+        "x -= x.max(axis=-1, keepdims=True)\n        e = np.exp(x)",
+    )
+    verdicts = _verdicts(_edited_namespace(notebook, [shift]))
+    assert _lost(verdicts) == ["softmax_forward"]
+    assert "changed its input #1 in place" in verdicts["softmax_forward"]
+
+
+def test_an_accumulating_bias_gradient_loses_the_bias_cell_only(notebook):
+    accumulate = (
+        "linear",
+        'self.grads["bias"] = dy.sum(axis=0)',
+        'self.grads["bias"] += dy.sum(axis=0)',
+    )
+    verdicts = _verdicts(_edited_namespace(notebook, [accumulate]))
+    assert _lost(verdicts) == ["linear_backward_bias"]
+    assert "gradient accumulated across backward calls" in verdicts["linear_backward_bias"]
+
+
+def test_an_unstable_softmax_forward_is_not_charged_again_by_the_backward_cell(notebook):
+    overflow = next(m for m in MISTAKES if m.student == "softmax-overflow")
+    verdicts = _verdicts(_edited_namespace(notebook, [(overflow.cell, overflow.old, overflow.new)]))
+    assert _lost(verdicts) == ["softmax_large_logits"]
+    assert (
+        "not graded at large logits where your forward is not finite"
+        in (verdicts["softmax_backward"])
+    )
+
+
+def test_assert_close_compares_float32_at_float32_precision():
+    gen = np.random.default_rng(0)
+    reference = gen.standard_normal((5, 7)) * 3
+    rounded = reference.astype(np.float32)
+    harness.assert_close(rounded, reference, what="y", case="c")  # rounding passes
+    # float32 rounding of the result is accepted; an error ten times larger than the
+    # allowance is not, and the message says which rule applied.
+    scale = np.max(np.abs(reference))
+    off = (reference + 10 * harness.FLOAT32_RTOL * scale).astype(np.float32)
+    with pytest.raises(GradingFailure) as failure:
+        harness.assert_close(off, reference, what="y", case="c")
+    message = str(failure.value)
+    assert "your output is float32; the checks compare in float64 at rtol 1e-6" in message
+    assert "rounding is not the reason" in message
+    # The same values as float64 fail at rtol 1e-6, with a word on float32-sized errors.
+    with pytest.raises(GradingFailure, match="as small as float32 rounding"):
+        harness.assert_close(rounded.astype(np.float64) * (1 + 3e-6), reference, what="y", case="c")
+    with pytest.raises(GradingFailure, match="your output is float16"):
+        harness.assert_close(reference.astype(np.float16), reference, what="y", case="c")
+    # A student's float32 layer whose float64-typed output carries float32 errors.
+    harness.assert_close(rounded.astype(np.float64), reference, what="y", case="c", float32=True)
+    assert harness.matches(rounded, reference) and not harness.matches(off, reference)
