@@ -15,7 +15,8 @@
   directions).
 
 Every check is float64 and seeded by :func:`rng`, so a failure reproduces. A float32 result
-is compared at float32 precision (:data:`FLOAT32_RTOL`); the failure message says so.
+is compared at float32 precision (:data:`FLOAT32_ATOL`, :data:`FLOAT32_RTOL`); the failure
+message says so.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from cvcourse.judge_guard import DelegationGuard, library_dirs, student_line_of
 
 __all__ = [
     "DELEGATION_TARGETS",
+    "FLOAT32_ATOL",
     "FLOAT32_RTOL",
     "GradingFailure",
     "callable_by_students",
@@ -345,11 +347,14 @@ def copy_layout(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 #: How much a float32 result may differ from the float64 reference beyond ``atol`` and
-#: ``rtol``: ``FLOAT32_RTOL * (|reference| + max |reference|)``. float32 keeps about seven
-#: significant digits and a sum of many products loses one or two more (a correct float32
-#: Conv2d is off by up to 3e-7 of its largest value); every mistake the checks recognise is
+#: ``rtol``: ``FLOAT32_ATOL + FLOAT32_RTOL * (|reference| + max |reference|)``. float32 keeps
+#: about seven significant digits and a sum of many products loses one or two more (a
+#: correct float32 Conv2d is off by up to 3e-7 of its largest value); the inputs the checks
+#: feed are of order 1, so their float32 rounding alone moves a result by ~1e-7 even where
+#: the result is tiny (diag(s) - s s^T near s = 1). Every mistake the checks recognise is
 #: off by far more.
 FLOAT32_RTOL = 1e-5
+FLOAT32_ATOL = 1e-6
 
 
 def _format(value: float) -> str:
@@ -390,7 +395,8 @@ def _is_float32(a: np.ndarray, float32: bool | None) -> bool:
 
 def _errors(af: np.ndarray, e: np.ndarray, atol: float, rtol: float, low: float):
     """Per element: the error (0 where both are the same NaN or inf) and how far it exceeds
-    what is allowed: ``atol + rtol |e|``, plus ``low * (|e| + max |e|)`` for float32."""
+    what is allowed: ``atol + rtol |e|``, plus ``FLOAT32_ATOL + low * (|e| + max |e|)`` for
+    float32 (``low`` is its float32 rtol, 0 for a float64 result)."""
     with np.errstate(invalid="ignore", over="ignore"):
         error = np.abs(af - e)
         same_special = (np.isnan(af) & np.isnan(e)) | (np.isinf(e) & (af == e))
@@ -399,7 +405,7 @@ def _errors(af: np.ndarray, e: np.ndarray, atol: float, rtol: float, low: float)
         size = np.abs(np.nan_to_num(e, nan=0.0, posinf=0.0, neginf=0.0))
         allowed = atol + rtol * size
         if low:
-            allowed = allowed + low * (size + (np.max(size) if size.size else 0.0))
+            allowed = allowed + FLOAT32_ATOL + low * (size + (np.max(size) if size.size else 0.0))
         return error, error - allowed
 
 
@@ -424,7 +430,8 @@ def _precision_note(
             return f"{what}; {rule} here (no allowance for float32 rounding in this test)"
         return (
             f"{what}; {rule}, and accept a float32 result that is within float32 rounding "
-            f"of {reference} (an extra {_format(float32_rtol)} * (|{reference}| + its largest "
+            f"of {reference} (an extra {_format(FLOAT32_ATOL)} + {_format(float32_rtol)} * "
+            f"(|{reference}| + its largest "
             "|value|)); yours is further off than that, so rounding is not the reason"
         )
     if a.dtype.kind == "f" and a.dtype != np.float64:
