@@ -13,15 +13,18 @@ a worker that dies (a kernel that kills its parent, the OOM killer) costs only t
 submission it was grading: that one is graded again in a fresh worker, and if that worker
 dies too it is recorded as ungraded (``success`` False: never exported as 0). A
 ``ProcessPoolExecutor`` would instead fail every pending submission with
-``BrokenProcessPool``.
+``BrokenProcessPool``. What a dead worker leaves behind (its kernel, orphaned, still busy
+and holding the terminal) is adopted by the grading process and killed (Linux).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -216,6 +219,70 @@ class _Worker:
         self.conn.close()
 
 
+# prctl(2) options: adopt orphaned descendants instead of leaving them to init (Linux).
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def _subreaper(on: bool) -> bool | None:
+    """Make this process adopt its orphaned descendants; returns the previous setting, or None
+    where that is not possible (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        previous = ctypes.c_int(0)
+        if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0) != 0:
+            return None
+        if libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return bool(previous.value)
+
+
+def _children() -> set[int]:
+    """Pids of this process's children (from /proc; empty where there is none)."""
+    me = os.getpid()
+    found = set()
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()  # after "pid (command)": state, ppid, ...
+        if len(fields) > 1 and fields[1] == str(me):
+            found.add(int(entry.name))
+    return found
+
+
+def _kill_orphans(keep: set[int]) -> None:
+    """Kill and reap every child of this process not in ``keep``: what dead workers left,
+    adopted because this process is their subreaper (their children come next, so repeat)."""
+    for _ in range(20):
+        module = sys.modules.get("multiprocessing.resource_tracker")
+        tracker = getattr(getattr(module, "_resource_tracker", None), "_pid", None)
+        orphans = _children() - keep - {tracker}
+        if not orphans:
+            return
+        for pid in orphans:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in orphans:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
 def run_pool(
     tasks: Iterable[tuple],
     jobs: int,
@@ -233,11 +300,14 @@ def run_pool(
     fresh worker up to ``retries`` times, then reported as ``"died"``; every other task
     runs normally. ``on_done(task, outcome)`` is called in this process as each task ends
     (in the order they end). ``initializer`` and ``work`` must be importable functions
-    (workers are spawned).
+    (workers are spawned). On Linux this process adopts what a dead worker leaves running
+    (its kernel and anything the kernel started) and kills it.
     """
     pending = list(tasks)[::-1]  # pop() takes them in the given order
     if not pending:
         return
+    before = _children()
+    was_subreaper = _subreaper(True)
     context = multiprocessing.get_context("spawn")
     spawn = lambda: _Worker(context, initializer, initargs, work)  # noqa: E731
     deaths: dict[tuple, list[str]] = {}
@@ -269,6 +339,8 @@ def run_pool(
                     how = worker.how_it_ended()
                     worker.stop()
                     workers.remove(worker)
+                    if was_subreaper is not None:
+                        _kill_orphans(before | {w.process.pid for w in workers})
                     deaths.setdefault(task, []).append(how)
                     if len(deaths[task]) <= retries:
                         fresh = spawn()
@@ -282,6 +354,9 @@ def run_pool(
     finally:
         for worker in workers:
             worker.stop()
+        if was_subreaper is not None:
+            _kill_orphans(before)
+            _subreaper(was_subreaper)
 
 
 def _outcome_of(result: PoolOutcome) -> tuple[tuple[bool, float, str | None], list[str]]:

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from grader.autograde import run_pool
 
@@ -19,8 +23,13 @@ def _init(folder: str) -> None:
 
 def _work(name: str, folder: str):
     # "die": kills its own worker every time; "die-once": only the first time; "raise":
-    # raises; anything else returns the worker's pid.
+    # raises; "orphan": starts a long sleep in a session of its own (as a kernel is), then
+    # kills its worker; anything else returns the worker's pid.
     marker = Path(folder, f"{name}.tried")
+    if name == "orphan":
+        sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        Path(folder, f"sleeper-{sleeper.pid}").touch()
+        os.kill(os.getpid(), signal.SIGKILL)
     if name == "die" or (name == "die-once" and not marker.exists()):
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -69,3 +78,20 @@ def test_one_job_also_runs_in_a_worker_so_a_death_cannot_take_the_caller_down(tm
 def test_no_tasks_starts_no_worker(tmp_path):
     assert _run(tmp_path, [], jobs=4) == {}
     assert not list(tmp_path.glob("init-*"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreaper is Linux-only")
+def test_what_a_dead_worker_started_is_killed_not_left_running(tmp_path):
+    outcomes = _run(tmp_path, ["orphan", "a"], jobs=2)
+    assert outcomes["orphan"].kind == "died" and outcomes["a"].kind == "done"
+    sleepers = [int(p.name.split("-")[1]) for p in tmp_path.glob("sleeper-*")]
+    assert len(sleepers) == 2  # one per try
+    assert not [pid for pid in sleepers if _alive(pid)]
