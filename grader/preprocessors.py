@@ -352,15 +352,26 @@ _SAFE_MIME = ("text/plain", "text/latex", "image/png", "image/jpeg")
 _CLEANED_MIME = ("text/html", "text/markdown")
 
 
+_SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):")
+
+
+def _url_scheme(value: str) -> str | None:
+    # The scheme a browser sees: it ignores control characters and spaces in it. (bleach
+    # reads "javascript:7" as a host and a port, so it is checked here too.)
+    found = _SCHEME.match(re.sub(r"[\x00-\x20]", "", value).lower())
+    return found.group(1) if found else None
+
+
 def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     # bleach checks the URL scheme of href/src against ``protocols`` as well.
     if name in ("class", "title"):
         return True
     if tag == "a" and name == "href":
-        return not value.strip().lower().startswith("data:")
+        return _url_scheme(value) in (None, "http", "https", "mailto")
     if tag == "img" and name == "src":
-        return not value.strip().lower().startswith("data:") or bool(
-            _IMAGE_DATA_URL.match(value.strip())
+        scheme = _url_scheme(value)
+        return scheme in (None, "http", "https") or (
+            scheme == "data" and bool(_IMAGE_DATA_URL.match(value.strip()))
         )
     if tag == "img" and name in ("alt", "width", "height"):
         return True
