@@ -92,34 +92,42 @@ def ensure_released(course: Course, api, assignment: str) -> None:
         raise CourseError(f"nbgrader could not release {assignment}:\n{result.get('error', '')}")
 
 
+def execution_note(number: int, output) -> str | None:
+    """What an error output of cell ``number`` tells the TA: a kernel death, a timeout, an
+    out-of-memory; None for an ordinary error (the feedback shows those)."""
+    if output.get("output_type") != "error":
+        return None
+    ename, evalue = output.get("ename", ""), output.get("evalue", "")
+    if ename == "KernelDied" and "died while" in evalue:
+        return f"the kernel died in cell {number}; later cells score 0"
+    if ename == "CellTimeoutError" and "killed the kernel" in evalue:
+        return (
+            f"cell {number} hit the per-cell timeout and ignored the interrupt: the kernel "
+            "was killed; later cells score 0"
+        )
+    if ename == "CellTimeoutError":
+        return f"cell {number} hit the per-cell timeout"
+    if ename == "MemoryError":
+        return f"cell {number} ran out of memory"
+    return None
+
+
 def _execution_notes(path: Path) -> list[str]:
-    # Kernel deaths and timeouts, read from the outputs the executor left in the notebook.
+    # Kernel deaths and timeouts, read from the outputs the executor left in the notebook,
+    # and what the judge noted (graded cells' outputs are the judge's verdicts by then).
     if not path.exists():
         return []
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception:
         return []
-    notes = [
-        f"{path.name}: {note}" for note in nb.metadata.get("cvgrade_judge", {}).get("notes", [])
-    ]
+    notes = list(nb.metadata.get("cvgrade_judge", {}).get("notes", []))
     for number, cell in enumerate(nb.cells, start=1):
         for output in cell.get("outputs", []):
-            if output.get("output_type") != "error":
-                continue
-            ename = output.get("ename", "")
-            if ename == "KernelDied" and "died while" in output.get("evalue", ""):
-                notes.append(f"{path.name}: the kernel died in cell {number}; later cells score 0")
-            elif ename == "CellTimeoutError" and "killed the kernel" in output.get("evalue", ""):
-                notes.append(
-                    f"{path.name}: cell {number} hit the per-cell timeout and ignored the "
-                    "interrupt: the kernel was killed; later cells score 0"
-                )
-            elif ename == "CellTimeoutError":
-                notes.append(f"{path.name}: cell {number} hit the per-cell timeout")
-            elif ename == "MemoryError":
-                notes.append(f"{path.name}: cell {number} ran out of memory")
-    return notes
+            note = execution_note(number, output)
+            if note:
+                notes.append(note)
+    return [f"{path.name}: {note}" for note in notes]
 
 
 # Worker processes keep one NbGraderAPI each (importing nbgrader costs seconds).

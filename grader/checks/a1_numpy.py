@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cvcourse.judge_link import byte_span, memory_owner
 from grader.checks.harness import (
     GradingFailure,
     assert_close,
@@ -369,30 +370,6 @@ def views(center_crop, to_chw) -> None:
     passed("center_crop and to_chw", f"{len(crop_cases) + len(chw_cases)} cases, all views")
 
 
-def _byte_extent(a: np.ndarray) -> tuple[int, int]:
-    """The first and one-past-the-last byte addresses an array's elements can touch."""
-    start = a.__array_interface__["data"][0]
-    if a.size == 0:
-        return start, start
-    low = start + sum(min(0, s * (n - 1)) for s, n in zip(a.strides, a.shape, strict=True))
-    high = start + sum(max(0, s * (n - 1)) for s, n in zip(a.strides, a.shape, strict=True))
-    return low, high + a.itemsize
-
-
-def _owner(a: np.ndarray) -> np.ndarray:
-    """The array owning the memory ``a`` views (``a`` itself if it owns its data).
-
-    ``as_strided`` puts a helper object between the view and its base, so follow ``base``
-    through any object and keep the last array seen.
-    """
-    owner, current = a, a.base
-    while current is not None:
-        if isinstance(current, np.ndarray):
-            owner = current
-        current = getattr(current, "base", None)
-    return owner
-
-
 def _check_inside(out, x: np.ndarray, what: str, case: str) -> None:
     """Fail before reading ``out`` if it is a view reaching outside ``x``'s memory.
 
@@ -401,10 +378,10 @@ def _check_inside(out, x: np.ndarray, what: str, case: str) -> None:
     """
     if not isinstance(out, np.ndarray):
         return
-    out_low, out_high = _byte_extent(out)
-    own_low, own_high = _byte_extent(_owner(out))
-    x_low, x_high = _byte_extent(x)
-    buf_low, buf_high = _byte_extent(_owner(x))
+    out_low, out_high = byte_span(out)
+    own_low, own_high = byte_span(memory_owner(out))
+    x_low, x_high = byte_span(x)
+    buf_low, buf_high = byte_span(memory_owner(x))
     in_x_buffer = buf_low <= out.__array_interface__["data"][0] < buf_high
     outside_x = in_x_buffer and (out_low < x_low or out_high > x_high)
     if outside_x or out_low < own_low or out_high > own_high:
@@ -425,13 +402,13 @@ def _sliding_reference(x: np.ndarray, k: int) -> np.ndarray:
 def _assumed_contiguous(x: np.ndarray, k: int) -> np.ndarray | None:
     """What strides computed from the shape (a contiguous float64 array) would read."""
     h, w = x.shape
-    owner = _owner(x)
+    owner = memory_owner(x)
     if x.flags.c_contiguous and x.itemsize == 8:
         return None
     strides = (8 * w, 8, 8 * w, 8)
     view = np.lib.stride_tricks.as_strided(x, (h - k + 1, w - k + 1, k, k), strides)
-    low, high = _byte_extent(view)
-    olow, ohigh = _byte_extent(owner)
+    low, high = byte_span(view)
+    olow, ohigh = byte_span(owner)
     if low < olow or high > ohigh:
         return None
     return np.array(view)

@@ -80,7 +80,10 @@ class JudgedExecute(CrashTolerantExecute):
         if self._judge.peer_uid is None and self.km is not None:
             # Only the kernel's own user may connect: its sandbox uid, or ours.
             self._judge.peer_uid = getattr(self.km, "sandbox_uid", None) or os.getuid()
-        self._judge.expect(part, float(self.timeout or 120))
+        # The judge gives up a little before nbclient interrupts the cell, so that the
+        # part's message says what happened (the code did not answer in time).
+        timeout = float(self.timeout or 120)
+        self._judge.expect(part, max(1.0, timeout - 2.0))
         try:
             return super().preprocess_cell(cell, resources, index)
         finally:
@@ -113,12 +116,18 @@ class ApplyJudgeRecord(NbGraderPreprocessor):
     """Every graded test cell's output, and so its score, from the judge's record."""
 
     def preprocess(self, nb, resources):
+        from grader.autograde import execution_note
+
         record = resources.get(RECORD_KEY) or {"parts": {}, "notes": ["no judge ran"]}
         parts = record.get("parts", {})
-        for cell in nb.cells:
+        notes = record.setdefault("notes", [])
+        for number, cell in enumerate(nb.cells, start=1):
             part = graded_test_id(cell)
             if part is None:
                 continue
+            # The verdict replaces the cell's outputs; what they said of the kernel (a
+            # timeout, a death) goes to the TA's notes.
+            notes += filter(None, (execution_note(number, o) for o in cell.get("outputs", [])))
             verdict = parts.get(part)
             if verdict is None:
                 reason = _kernel_error(cell)

@@ -36,6 +36,7 @@ from cvcourse.judge_link import (
     decode_items,
     encode,
     encode_items,
+    memory_owner,
     recv_message,
     send_message,
 )
@@ -70,15 +71,6 @@ class StudentAttributeError(StudentError, AttributeError):
     """The kernel's object has no such attribute (``getattr(obj, name, default)`` works)."""
 
 
-def _owner(a: np.ndarray) -> np.ndarray:
-    owner, current = a, a.base
-    while current is not None:
-        if isinstance(current, np.ndarray):
-            owner = current
-        current = getattr(current, "base", None)
-    return owner
-
-
 class ViewOutsideInput(ValueError):
     """The kernel returned a view whose bytes lie outside the argument it views."""
 
@@ -95,7 +87,7 @@ def _rebuild_view(node: dict, arrays: list[np.ndarray]) -> np.ndarray:
         raise ChannelError(f"malformed view: {exc}") from None
     if dtype.kind not in "biufc" or dtype.fields is not None:
         raise ChannelError(f"refused a view of dtype {dtype}")
-    owner = _owner(arg)
+    owner = memory_owner(arg)
     low, _ = byte_span(arg)
     start = low - owner.__array_interface__["data"][0] + offset
     try:
@@ -176,7 +168,10 @@ class Connection:
     def receive(self) -> tuple[dict, list[bytes]]:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise ChannelError("your code did not answer before the part's time limit")
+            raise ChannelError(
+                "your code did not answer within the cell's time limit (an endless loop, or "
+                "far too slow)"
+            )
         self.sock.settimeout(remaining)
         try:
             return recv_message(
@@ -185,7 +180,8 @@ class Connection:
         except ChannelError as exc:
             if "deadline" in str(exc):
                 raise ChannelError(
-                    "your code did not answer before the part's time limit"
+                    "your code did not answer within the cell's time limit (an endless loop, or "
+                    "far too slow)"
                 ) from None
             raise
 

@@ -221,20 +221,26 @@ class Judge:
     def _handle(self, sock: socket.socket) -> None:
         with self._lock:
             expected = self._expected
-        if expected is None:
-            self.notes.append("a connection to the judge outside any graded cell was refused")
-            return
-        if not self._peer_is_allowed(sock):
-            self.notes.append("a connection to the judge from another user was refused")
-            return
-        grade_id, deadline = expected
+        allowed = self._peer_is_allowed(sock)
+        # The hello is read in every case (a refusal with it unread would reset the
+        # connection under the kernel), but within seconds when the answer is no.
+        grace = time.monotonic() + 5.0
+        deadline = expected[1] if expected and allowed else grace
         connection = Connection(sock, deadline)
         self._active = connection
         try:
             header, blobs = connection.receive()
         except ChannelError as exc:
-            self.notes.append(f"{grade_id}: the kernel connected but sent no part ({exc})")
+            where = expected[0] if expected else "outside any graded cell"
+            self.notes.append(f"{where}: the kernel connected but sent no part ({exc})")
             return
+        if expected is None:
+            self.notes.append("a connection to the judge outside any graded cell was refused")
+            return
+        if not allowed:
+            self.notes.append("a connection to the judge from another user was refused")
+            return
+        grade_id = expected[0]
         part = header.get("part")
         if header.get("kind") != "hello" or not isinstance(part, str):
             self.notes.append(f"{grade_id}: the kernel broke the protocol (no hello)")

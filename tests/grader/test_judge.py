@@ -131,7 +131,7 @@ def test_a_kernel_that_stops_answering_costs_the_part_with_a_clear_message(judge
     record = judge.records["test_double"]
     assert not record.passed
     assert "could not reach your code" in record.message
-    assert "did not answer before the part's time limit" in record.message
+    assert "did not answer within the cell's time limit" in record.message
 
 
 def test_object_arrays_and_oversized_messages_are_refused_before_reading():
