@@ -182,6 +182,24 @@ def encode(
     return make_ref(value)
 
 
+#: The most elements a received array may have (a zero stride can make a huge array of a
+#: few bytes; copying it would take all the receiver's memory).
+MAX_ELEMENTS = 64 * 2**20
+
+
+def strided_fits(shape, strides, offset: int, itemsize: int, size: int) -> bool:
+    """Whether an array of ``shape`` and ``strides`` starting ``offset`` bytes into a buffer
+    of ``size`` bytes stays inside it (and is not absurdly large), in exact integers:
+    numpy's own check overflows on strides like -2**63."""
+    if len(strides) != len(shape) or offset < 0 or math.prod(shape) > MAX_ELEMENTS:
+        return False
+    if math.prod(shape) == 0:
+        return offset <= size
+    low = offset + sum(min(0, s * (n - 1)) for s, n in zip(strides, shape, strict=True))
+    high = offset + sum(max(0, s * (n - 1)) for s, n in zip(strides, shape, strict=True))
+    return 0 <= low and high + itemsize <= size
+
+
 def _decode_array(node: dict, blobs: list[bytes]) -> np.ndarray:
     try:
         dtype = np.dtype(node["dtype"])
@@ -197,9 +215,10 @@ def _decode_array(node: dict, blobs: list[bytes]) -> np.ndarray:
     try:
         if "strides" in node:
             strides = tuple(int(s) for s in node["strides"])
-            array = np.ndarray(
-                shape, dtype, buffer=buffer, offset=int(node["offset"]), strides=strides
-            )
+            offset = int(node["offset"])
+            if not strided_fits(shape, strides, offset, dtype.itemsize, len(buffer)):
+                raise ValueError(f"shape {shape} and strides {strides} leave the buffer")
+            array = np.ndarray(shape, dtype, buffer=buffer, offset=offset, strides=strides)
         else:
             if math.prod(shape) * dtype.itemsize != len(buffer):
                 raise ValueError("size does not match shape and dtype")

@@ -27,6 +27,7 @@ Without bubblewrap (a TA's macOS laptop) grading refuses to start unless the TA 
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import json
 import os
@@ -34,6 +35,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
@@ -152,6 +154,16 @@ def _package_path(name: str) -> str | None:
     return spec.origin
 
 
+def _module_name_of(real: str) -> str:
+    """``torch`` for .../site-packages/torch, ``scipy.signal`` for .../scipy/signal."""
+    parts = Path(real).with_suffix("").parts if real.endswith(".py") else Path(real).parts
+    for module in HIDDEN_MODULES:
+        names = tuple(module.split("."))
+        if parts[-len(names) :] == names:
+            return module
+    return parts[-1]
+
+
 def _stub_source(module: str) -> str:
     return (
         f"raise ImportError({module!r} + ' is not available while your assignment is graded: "
@@ -159,22 +171,63 @@ def _stub_source(module: str) -> str:
     )
 
 
+def _own_site_dirs() -> list[str]:
+    paths = sysconfig.get_paths()
+    return sorted({os.path.realpath(paths["purelib"]), os.path.realpath(paths["platlib"])})
+
+
+def _includes_system_site_packages() -> bool:
+    cfg = Path(sys.prefix) / "pyvenv.cfg"
+    if not cfg.is_file():
+        return sys.prefix == sys.base_prefix  # not a venv: the base site-packages are ours
+    for line in cfg.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "include-system-site-packages":
+            return value.strip().lower() == "true"
+    return False
+
+
+def foreign_site_dirs() -> list[str]:
+    """Package folders of other Pythons (the base one's too, unless the venv uses it) that the
+    sandbox's read-only system would otherwise show: another Python run from the kernel
+    could import torch or scipy from them."""
+    patterns = [f"{sys.base_prefix}/lib/python3*/site-packages"]
+    for prefix in ("/usr", "/usr/local"):
+        patterns += [f"{prefix}/lib/python3*/site-packages", f"{prefix}/lib/python3*/dist-packages"]
+    patterns.append("/usr/lib/python3/dist-packages")
+    own = set(_own_site_dirs())
+    if _includes_system_site_packages():
+        own.add(os.path.realpath(sysconfig.get_paths(vars={"base": sys.base_prefix})["purelib"]))
+    found = {os.path.realpath(p) for pattern in patterns for p in glob.glob(pattern)}
+    return sorted(d for d in found if os.path.isdir(d) and d not in own)
+
+
 def make_stubs(folder: Path) -> dict[str, Path]:
-    """For each hidden module, a stand-in (folder or file) under ``folder``; {real: stub}."""
+    """For each hidden module, wherever an import could find it, a stand-in (folder or
+    file) under ``folder``; {real path: stub}."""
     stubs = {}
+    reals = set()
     for module in HIDDEN_MODULES:
         real = _package_path(module)
-        if real is None:
-            continue
-        stub = folder / module.replace(".", "_")
+        if real is not None:
+            reals.add(os.path.realpath(real))
+        for site in _own_site_dirs() + foreign_site_dirs():
+            base = Path(site, *module.split("."))
+            for candidate in (base, base.with_suffix(".py")):
+                if candidate.exists():
+                    reals.add(os.path.realpath(candidate))
+    for index, real in enumerate(sorted(reals)):
+        module = _module_name_of(real)
+        stub = folder / f"{index}-{module.replace('.', '_')}"
         if os.path.isdir(real):
             stub.mkdir(parents=True, exist_ok=True)
             (stub / "__init__.py").write_text(_stub_source(module))
         else:
             stub = stub.with_suffix(".py")
+            stub.parent.mkdir(parents=True, exist_ok=True)
             stub.write_text(_stub_source(module))
         stub.chmod(0o755 if stub.is_dir() else 0o644)
-        stubs[os.path.realpath(real)] = stub
+        stubs[real] = stub
     # The digits' test split is held out: the grader measures accuracy on it (a4) through
     # the student's forward, so the kernel must not hold those digits or their labels.
     try:
@@ -241,6 +294,8 @@ def bwrap_command(
         cmd += _parents_with_mode(root, made) + ["--ro-bind", root, root]
     for real, stub in stubs.items():
         cmd += ["--ro-bind", os.fspath(stub), real]
+    for site in foreign_site_dirs():
+        cmd += ["--perms", "0555", "--tmpfs", site]
     size = str(limits.tmpfs_mb * 2**20)
     cmd += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
     cmd += ["--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]
@@ -438,12 +493,38 @@ def reap(*, uid: int | None, cgroup: str | None, kernel_dir: str | None) -> None
                     except OSError:
                         pass
                 time.sleep(0.05)
-            try:
-                path.rmdir()
-            except OSError:
-                pass
+            _remove_cgroup(path)
     if kernel_dir:
         shutil.rmtree(kernel_dir, ignore_errors=True)
+
+
+def _remove_cgroup(path: Path, wait: float = 2.0) -> None:
+    # The kernel reaps its last children a moment after they are killed; until then the
+    # cgroup is busy.
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
+
+def remove_stale_cgroups() -> None:
+    """Remove the empty cgroups of kernels whose grading process has gone (a worker killed
+    before it could reap): their uid is UID_BASE plus that process's pid."""
+    for parent in {p.parent for p in cgroup_paths(CGROUP_PREFIX + "0")}:
+        for path in parent.glob(CGROUP_PREFIX + "*"):
+            try:
+                pid = int(path.name.removeprefix(CGROUP_PREFIX)) - UID_BASE
+            except ValueError:
+                continue
+            if pid > 0 and not os.path.exists(f"/proc/{pid}"):
+                _remove_cgroup(path, wait=0.0)
 
 
 def new_kernel_dir() -> str:

@@ -90,9 +90,13 @@ class SandboxKernelManager(AsyncKernelManager):
         bwrap = os.environ.get("CVGRADE_SANDBOX", "bwrap") == "bwrap"
         self.sandbox_uid = sandbox.UID_BASE + os.getpid() if bwrap and os.geteuid() == 0 else None
         self.cgroup = f"{sandbox.CGROUP_PREFIX}{self.sandbox_uid}" if self.sandbox_uid else None
-        os.chmod(self.kernel_dir, 0o700)
-        if self.sandbox_uid is not None:
-            os.chown(self.kernel_dir, self.sandbox_uid, self.sandbox_uid)
+        if self.cgroup:
+            sandbox.remove_stale_cgroups()
+        # The kernel must create its sockets here, then nothing more (the folder is not a
+        # tmpfs of its own: whatever it wrote would live on the grader's disk). Under root
+        # the folder stays ours, writable by the kernel's uid only until :meth:`seal`, and
+        # the sticky bit keeps the kernel from replacing the connection file.
+        os.chmod(self.kernel_dir, 0o1733 if self.sandbox_uid is not None else 0o700)
 
     async def _async_pre_start_kernel(self, **kw):
         env = dict(kw.pop("env", None) or os.environ)
@@ -104,9 +108,14 @@ class SandboxKernelManager(AsyncKernelManager):
         kw["env"] = env
         cmd, kw = await super()._async_pre_start_kernel(**kw)
         if self.sandbox_uid is not None:  # the kernel must read its connection file
-            os.chown(self.connection_file, self.sandbox_uid, self.sandbox_uid)
+            os.chmod(self.connection_file, 0o644)
         kw.get("env", {}).pop("JPY_PARENT_PID", None)
         return cmd, kw
+
+    def seal(self) -> None:
+        """The kernel is up and its sockets bound: it may no longer create files here."""
+        if self.sandbox_uid is not None:
+            os.chmod(self.kernel_dir, 0o711)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 
+from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer
@@ -72,6 +73,16 @@ class JudgedExecute(CrashTolerantExecute):
                 "parts": {part: r.to_dict() for part, r in self._judge.records.items()},
                 "notes": notes,
             }
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        seal = getattr(self.km, "seal", None)
+        if seal is not None:  # the kernel has bound its sockets: its folder closes
+            seal()
+        return kc
+
+    # nbclient binds the sync name to its own coroutine: bind it to ours.
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def preprocess_cell(self, cell, resources, index):
         part = graded_test_id(cell)

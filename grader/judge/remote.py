@@ -39,6 +39,7 @@ from cvcourse.judge_link import (
     memory_owner,
     recv_message,
     send_message,
+    strided_fits,
 )
 
 __all__ = ["ChannelError", "Connection", "RemoteDict", "RemoteObject", "StudentError"]
@@ -91,6 +92,8 @@ def _rebuild_view(node: dict, arrays: list[np.ndarray]) -> np.ndarray:
     low, _ = byte_span(arg)
     start = low - owner.__array_interface__["data"][0] + offset
     try:
+        if not strided_fits(shape, strides, start, dtype.itemsize, owner.nbytes):
+            raise ValueError("outside")
         view = np.ndarray(shape, dtype, buffer=owner, offset=start, strides=strides)
     except (TypeError, ValueError):
         raise ViewOutsideInput(
