@@ -33,14 +33,20 @@ One mistake costs one cell:
   cells also run one layer twice (forward, backward with another ``dy``, forward, backward):
   a backward that adds into ``grads`` instead of storing loses the cell of that gradient.
 - The extension cells (stride, even kernels, dilation) grade each tensor (forward, dL/dx,
-  dL/dweight) against torch. Where the student's stride-1 layer is wrong for that tensor in
-  a way a stride-1 cell charges (found by rerunning that cell's cases), the extension is
-  graded against what the student's own stride-1 layer gives for the same computation
-  instead (:func:`_stride1_twin`: a stride-s convolution is the stride-1 one sampled every
-  s rows and columns, a dilated kernel is a larger odd kernel with zeros between its taps,
-  an even kernel is an odd one with a zero row or column), and when that stride-1 layer
-  raises on it, the tensor is not graded in that case; the passing line says so. The
-  extension cases use padding 0 (a one-sided padding is graded once) and leave the bias
+  dL/dweight) against torch. Where the stride-1 cell for that tensor fails because of a
+  *recognised* mistake (:data:`_MISTAKES`: a flipped kernel, no bias or a bias broadcast
+  against the wrong axis, one-sided or ignored padding; dL/dx of an unrotated kernel or
+  not cropped; dL/dweight rotated or not summed over the batch; or a combination), that
+  is, where torch with that mistake made reproduces every result of the student's
+  stride-1 layer on that cell's cases (rerun with the same seeds), the extension tensor is
+  graded against torch with the same mistake made. A tensor that raises is not graded in
+  that case only if the mistake makes NumPy raise there too (a bias broadcast against the
+  last axis), or if the stride-1 layer raises on the same computation done at stride 1
+  (:func:`_stride1_raises`). The passing line says so. Anything else the stride-1
+  layer does is never adopted: a layer of zeros, a constant, NaN or its input echoed back
+  agrees with itself at every stride, so an extension result that matches neither torch
+  nor a recognised mistake fails, and a case of which nothing could be graded fails. The
+  extension cases use padding 0 (a padding mistake is graded once) and leave the bias
   gradient to its own cell.
 - The pooling cells for ties and overlapping windows compare the forward only when the plain
   forward is right (test_maxpool_forward grades that); their backward runs after a forward
@@ -588,37 +594,240 @@ def _backward_twice(Conv2d, name: str, gen: np.random.Generator) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-# Marks a tensor the student's stride-1 layer raised on (in the twin computation).
-RAISED = "raised"
+class _Raised:
+    """Marks a computation that raised: the student's, or one a recognised mistake breaks."""
+
+    def __repr__(self) -> str:
+        return "RAISED"
 
 
-def _stride1_twin(Conv2d, case: ConvCase, data: ConvData, mirrored: bool) -> dict[str, object]:
-    """What the student's own stride-1 layer gives for ``case``'s computation.
+RAISED = _Raised()
+
+# Forward paddings a stride-1 mistake may use: on both sides (torch), none at all, or on
+# one side only, as multiples of p (top, bottom, left, right); as _conv_forward_hint.
+_PADDINGS: tuple[str | tuple[int, int, int, int], ...] = (
+    "both",
+    "ignored",
+    (0, 2, 0, 2),
+    (2, 0, 2, 0),
+    (0, 1, 0, 1),
+    (1, 0, 1, 0),
+)
+# Where a forward adds b[g]: on the channel axis (torch), not at all, or broadcast by NumPy
+# against the last axis (y + b) or the rows (y + b[:, None]): those raise unless the sizes
+# happen to agree.
+_BIAS_SHAPES = {"added": (1, -1, 1, 1), "last axis": (-1,), "rows": (-1, 1)}
+
+
+@dataclass(frozen=True)
+class _Mistake:
+    """A recognised way for one tensor of the stride-1 layer to differ from torch.
+
+    :meth:`predict` is torch's result for a case with the mistake made (:data:`RAISED` where
+    the mistake makes NumPy raise). The plain fields (no flip, bias added, padding on both
+    sides, dL/dx cropped, dL/dweight summed) are torch itself. Only a mistake that explains
+    every stride-1 result of the student for that tensor is adopted (:func:`_recognise`).
+    """
+
+    key: str  # "y", "dx" or "dweight"
+    flip: bool = False  # y, dx: computed with the kernel rotated; dweight: the result rotated
+    bias: str = "added"  # y: a key of _BIAS_SHAPES or "none"
+    padding: str | tuple[int, int, int, int] = "both"  # y: one of _PADDINGS
+    cropped: bool = True  # dx: the padding cropped off
+    batch: str = "sum"  # dweight: "sum", "last", "first", "mean" or "stack" (over the batch)
+
+    @property
+    def adopted(self) -> bool:
+        """Whether it changes the result of a padding-0 case (every extension case)."""
+        return self.flip or self.bias != "added" or self.batch != "sum"
+
+    @property
+    def can_raise(self) -> bool:
+        return self.bias in ("last axis", "rows")
+
+    def how(self) -> str:
+        if self.key == "y":
+            parts = ["flips the kernel"] if self.flip else []
+            parts += {
+                "added": [],
+                "none": ["adds no bias"],
+                "last axis": ["adds b[g] along the last axis (y + b), not the channels"],
+                "rows": ["adds b[g] along the rows (y + b[:, None]), not the channels"],
+            }[self.bias]
+            if self.padding == "ignored":
+                parts.append("ignores the padding")
+            elif self.padding != "both":
+                parts.append("pads on one side only")
+            return "your forward " + " and ".join(parts)
+        if self.key == "dx":
+            parts = ["is that of a flipped kernel"] if self.flip else []
+            parts += [] if self.cropped else ["keeps the padding (not cropped to x)"]
+            return "your dL/dx " + " and ".join(parts)
+        parts = ["is rotated by 180 degrees"] if self.flip else []
+        parts += {
+            "sum": [],
+            "last": ["is the last sample's alone (not summed over the batch)"],
+            "first": ["is the first sample's alone (not summed over the batch)"],
+            "mean": ["is averaged over the batch, not summed"],
+            "stack": ["keeps a batch axis (not summed over the batch)"],
+        }[self.batch]
+        return "your dL/dweight " + " and ".join(parts)
+
+    def predict(self, case: ConvCase, data: ConvData, memo: dict | None = None):
+        """Torch's ``self.key`` for ``case`` with this mistake made, or :data:`RAISED`."""
+        memo = {} if memo is None else memo
+        x = np.ascontiguousarray(data.x)
+        options = case.options()
+        weight = _flip(data.weight) if self.flip and self.key != "dweight" else data.weight
+        if self.key == "y":
+            if self.padding != "both":
+                ph, pw = _pair(case.padding)
+                top, bottom, left, right = (
+                    (0, 0, 0, 0) if self.padding == "ignored" else self.padding
+                )
+                x = np.pad(x, ((0, 0), (0, 0), (top * ph, bottom * ph), (left * pw, right * pw)))
+                options["padding"] = 0
+            token = (id(data), "y", self.flip, self.padding)
+            if token not in memo:
+                memo[token] = reference.conv2d(x, weight, None, **options)[0]
+            y = memo[token]
+            if data.bias is None or self.bias == "none":
+                return y
+            try:
+                return y + data.bias.reshape(_BIAS_SHAPES[self.bias])
+            except ValueError:
+                return RAISED
+        if self.key == "dx":
+            if not self.cropped:
+                ph, pw = _pair(case.padding)
+                x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+                options["padding"] = 0
+            token = (id(data), "dx", self.flip, self.cropped)
+            if token not in memo:
+                memo[token] = reference.conv2d(x, weight, None, data.dy, **options)[1]
+            return memo[token]
+        if self.batch in ("sum", "mean"):
+            dweight = data.dweight / (case.n if self.batch == "mean" else 1)
+        else:
+            token = (id(data), "samples")
+            if token not in memo:
+                memo[token] = [
+                    reference.conv2d(x[i : i + 1], weight, None, data.dy[i : i + 1], **options)[2]
+                    for i in range(case.n)
+                ]
+            samples = memo[token]
+            pick = {"last": lambda: samples[-1], "first": lambda: samples[0]}
+            dweight = pick[self.batch]() if self.batch in pick else np.stack(samples)
+        return np.ascontiguousarray(dweight[..., ::-1, ::-1]) if self.flip else dweight
+
+
+# Every recognised mistake (and combination) per tensor, torch's own convention first.
+_MISTAKES = {
+    "y": tuple(
+        _Mistake("y", flip=flip, bias=bias, padding=padding)
+        for flip, bias, padding in itertools.product(
+            (False, True), ("added", "none", "last axis", "rows"), _PADDINGS
+        )
+    ),
+    "dx": tuple(
+        _Mistake("dx", flip=flip, cropped=cropped)
+        for flip, cropped in itertools.product((False, True), (True, False))
+    ),
+    "dweight": tuple(
+        _Mistake("dweight", flip=flip, batch=batch)
+        for flip, batch in itertools.product(
+            (False, True), ("sum", "last", "first", "mean", "stack")
+        )
+    ),
+}
+
+
+@dataclass
+class _Stride1Failure:
+    """How the student's stride-1 layer fails one tensor's cell."""
+
+    mistake: _Mistake | None  # explains every stride-1 result; None: no recognised one does
+    raises: bool  # raises on a case that the mistake does not explain
+
+
+def _recognise(key: str, observed: list) -> _Stride1Failure | None:
+    """The recognised mistake behind the stride-1 results ``observed`` for tensor ``key``.
+
+    ``observed``: ``(case, data, value or RAISED)`` for each case of the stride-1 cell.
+    None if every value matches torch. Otherwise the first mistake of :data:`_MISTAKES`
+    that predicts every value and every raise; failing that, the first that cannot raise
+    and predicts every value, the raises being the layer's own (``raises``). A degenerate
+    layer (zeros, a constant, its input, NaN) matches none of them.
+    """
+    raised = any(value is RAISED for _, _, value in observed)
+    if all(value is RAISED for _, _, value in observed):
+        return _Stride1Failure(None, raises=True)
+    memo: dict = {}
+    fallback = None
+    for mistake in _MISTAKES[key]:
+        unexplained = False
+        for case, data, value in observed:
+            predicted = mistake.predict(case, data, memo)
+            if value is RAISED:
+                unexplained = unexplained or predicted is not RAISED
+            elif predicted is RAISED or not matches(value, predicted):
+                break
+        else:
+            if not unexplained:
+                return None if mistake == _MISTAKES[key][0] else _Stride1Failure(mistake, False)
+            if fallback is None and not mistake.can_raise:
+                fallback = mistake
+    return _Stride1Failure(fallback, raises=raised)
+
+
+def _stride1_failures(Conv2d) -> dict[str, _Stride1Failure | None]:
+    """Which stride-1 cells the layer fails, and why: their cases rerun (same seeds, data).
+
+    Tensor (``"y"``, ``"dx"``, ``"dweight"``) -> how it fails, or None where the cell passes.
+    """
+    observed: dict[str, list] = {"y": [], "dx": [], "dweight": []}
+    gen = rng("conv2d_forward")
+    for case in BASE_CASES:
+        data = _conv_data(case, gen)
+        try:
+            layer = _conv_layer(Conv2d, case, data)
+            y = student_call("Conv2d.forward", str(case), layer.forward, copy_layout(data.x))
+        except GradingFailure:
+            y = RAISED
+        observed["y"].append((case, data, y))
+    for part, key in (("conv2d_backward_input", "dx"), ("conv2d_backward_weight", "dweight")):
+        gen = rng(part)
+        for case in BACKWARD_CASES:
+            data = _conv_data(case, gen)
+            try:
+                layer, dx, _ = _conv_run(Conv2d, case, data)
+                value = dx if key == "dx" else get_grad(layer, "weight", "Conv2d")
+            except GradingFailure:
+                value = RAISED
+            observed[key].append((case, data, value))
+    return {key: _recognise(key, values) for key, values in observed.items()}
+
+
+def _stride1_raises(Conv2d, case: ConvCase, data: ConvData) -> set[str]:
+    """The tensors the student's own stride-1 layer raises on for ``case``'s computation.
 
     The same convolution as stride 1, dilation 1, an odd kernel and padding 0: the kernel
-    dilated (zeros between its taps) and, if even, given a zero row or column (x gets a
-    zero row or column at the bottom or right); the output sampled every ``s`` rows and
-    columns, ``dy`` spread out with zeros between. The zero row or column of an even kernel
-    goes at the bottom or right, or with ``mirrored`` (for a layer that flips the kernel,
-    whose taps then run the other way) at the top or left. Returns ``{"y", "dx",
-    "dweight"}`` mapped back to ``case``'s shapes: an array, :data:`RAISED` where the
-    student's code raised, or None where its result cannot be mapped back.
+    dilated (zeros between its taps) and, if even, given a zero row or column at the bottom
+    or right (x gets one too); ``dy`` spread out with zeros between. Only whether each of
+    forward, backward (dL/dx) and ``grads["weight"]`` raises is used, never their values.
     """
     kh, kw = _pair(case.kernel)
     (sh, sw), (dh, dw) = _pair(case.stride), _pair(case.dilation)
     ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # the dilated kernel
     oh, ow = ekh + 1 - ekh % 2, ekw + 1 - ekw % 2  # made odd
-    top, left = (oh - ekh, ow - ekw) if mirrored else (0, 0)
-    taps = (slice(top, top + ekh, dh), slice(left, left + ekw, dw))
     weight = np.zeros(data.weight.shape[:2] + (oh, ow))
-    weight[:, :, taps[0], taps[1]] = data.weight
+    weight[:, :, 0:ekh:dh, 0:ekw:dw] = data.weight
     x = data.x
     if (oh, ow) != (ekh, ekw):
         x = np.pad(np.ascontiguousarray(x), ((0, 0), (0, 0), (0, oh - ekh), (0, ow - ekw)))
         if not data.x.flags.c_contiguous:
             x = non_contiguous(x)  # the same layout as the case's own x
-    ho, wo = x.shape[2] - oh + 1, x.shape[3] - ow + 1
-    dy = np.zeros((case.n, case.g, ho, wo))
+    dy = np.zeros((case.n, case.g, x.shape[2] - oh + 1, x.shape[3] - ow + 1))
     dy[:, :, ::sh, ::sw] = data.dy
     twin = ConvCase(
         case.n,
@@ -631,45 +840,23 @@ def _stride1_twin(Conv2d, case: ConvCase, data: ConvData, mirrored: bool) -> dic
         contiguous=bool(x.flags.c_contiguous),
     )
     twin_data = ConvData(x, weight, data.bias, dy, data.y, data.dx, data.dweight, data.dbias)
-    out: dict[str, object] = dict.fromkeys(("y", "dx", "dweight"), RAISED)
     try:
         layer = _conv_layer(Conv2d, twin, twin_data)
     except GradingFailure:
-        return out
-
-    def mapped(key: str, get: Callable[[], object], back: Callable[[np.ndarray], np.ndarray]):
-        try:
-            value = get()
-        except GradingFailure:
-            return
-        try:
-            out[key] = back(np.asarray(value, dtype=np.float64) * 1)
-        except (IndexError, TypeError, ValueError):
-            out[key] = None
-
-    mapped(
-        "y",
-        lambda: student_call("Conv2d.forward", str(twin), layer.forward, copy_layout(x)),
-        lambda y: np.array(y[:, :, ::sh, ::sw]) if y.ndim == 4 else None,
-    )
-    if out["y"] is RAISED:
+        return {"y", "dx", "dweight"}
+    raised = set()
+    y = _attempt(student_call, "Conv2d.forward", str(twin), layer.forward, copy_layout(x))
+    if isinstance(y, GradingFailure):
+        raised.add("y")
         _refill_cache(layer, str(twin), x)
-    mapped(
-        "dx",
-        lambda: _backward(layer, "Conv2d", str(twin), dy),
-        lambda dx: np.array(dx[:, :, : case.h, : case.w]) if dx.ndim == 4 else None,
-    )
-    if out["dx"] is RAISED:  # a backward that raised filled no grads
-        return out
-    mapped(
-        "dweight",
-        lambda: get_grad(layer, "weight", "Conv2d"),
-        lambda dk: np.array(dk[:, :, taps[0], taps[1]]) if dk.ndim == 4 else None,
-    )
-    return out
+    if isinstance(_attempt(_backward, layer, "Conv2d", str(twin), dy), GradingFailure):
+        return raised | {"dx", "dweight"}  # a backward that raised filled no grads
+    if isinstance(_attempt(get_grad, layer, "weight", "Conv2d"), GradingFailure):
+        raised.add("dweight")
+    return raised
 
 
-# The stride-1 cell that grades each tensor, and how the passing line names it.
+# The stride-1 cell that grades each tensor, and how messages name it.
 _STRIDE1_CELLS = {
     "y": ("test_conv2d_forward", "forward"),
     "dx": ("test_conv2d_backward_input", "dL/dx"),
@@ -677,92 +864,17 @@ _STRIDE1_CELLS = {
 }
 
 
-def _describe_forward(hint: str | None) -> str:
-    if hint == FLIPPED:
-        return "your forward flips the kernel"
-    if hint and hint.startswith("bias not added"):
-        return "your forward adds no bias"
-    return "your stride-1 forward differs from torch"
-
-
-@dataclass
-class _Stride1Failure:
-    """How the student's stride-1 layer fails one tensor's cell."""
-
-    how: str  # for the passing line: "your forward flips the kernel"
-    flipped: bool = False  # as if the kernel were rotated by 180 degrees
-
-
-def _stride1_failures(Conv2d) -> dict[str, _Stride1Failure | None]:
-    """Which stride-1 cells the layer fails, by rerunning their cases (same seeds, same data).
-
-    Tensor (``"y"``, ``"dx"``, ``"dweight"``) -> how it fails, or None where the cell passes.
-    """
-    result: dict[str, _Stride1Failure | None] = dict.fromkeys(("y", "dx", "dweight"))
-    gen = rng("conv2d_forward")
-    for case in BASE_CASES:
-        data = _conv_data(case, gen)
-        if result["y"] is not None:
-            continue
-        try:
-            layer = _conv_layer(Conv2d, case, data)
-            y = student_call("Conv2d.forward", str(case), layer.forward, copy_layout(data.x))
-        except GradingFailure:
-            result["y"] = _Stride1Failure("your stride-1 forward raises")
-            continue
-        if not matches(y, data.y):
-            hint = _hint_of(_conv_forward_hint(case, data), y)
-            result["y"] = _Stride1Failure(_describe_forward(hint), flipped=hint == FLIPPED)
-    for part, key in (("conv2d_backward_input", "dx"), ("conv2d_backward_weight", "dweight")):
-        name = _STRIDE1_CELLS[key][1]
-        gen = rng(part)
-        for case in BACKWARD_CASES:
-            data = _conv_data(case, gen)
-            try:
-                layer, dx, _ = _conv_run(Conv2d, case, data)
-                value = dx if key == "dx" else get_grad(layer, "weight", "Conv2d")
-            except GradingFailure:
-                result[key] = _Stride1Failure(f"your stride-1 {name} raises")
-                break
-            if key == "dx":
-                expected = data.dx
-                rotated = reference.conv2d(
-                    np.ascontiguousarray(data.x),
-                    _flip(data.weight),
-                    data.bias,
-                    data.dy,
-                    **case.options(),
-                )[1]
-            else:
-                expected, rotated = data.dweight, _flip(data.dweight)
-            if not matches(value, expected):
-                flipped = matches(value, rotated)
-                how = (
-                    f"your {name} is that of a flipped kernel"
-                    if flipped
-                    else (f"your stride-1 {name} differs from torch")
-                )
-                result[key] = _Stride1Failure(how, flipped)
-                break
-    return result
-
-
-def _hint_of(hint: Callable[[np.ndarray], str | None], value) -> str | None:
-    try:
-        return hint(np.asarray(value))
-    except Exception:  # a malformed result: no recognisable mistake
-        return None
-
-
 class _ExtensionGrading:
-    """Grades one extension cell's tensors: against torch, or where a stride-1 cell already
-    charges the student's stride-1 layer for that tensor, against that layer's own result."""
+    """Grades one extension cell's tensors against torch or, where a stride-1 cell already
+    charges a recognised mistake of the student's layer for that tensor, against torch with
+    that mistake made."""
 
     def __init__(self, Conv2d):
         self.Conv2d = Conv2d
         self._failures: dict[str, _Stride1Failure | None] | None = None
-        self.own: set[str] = set()  # tensors graded against the student's stride-1 layer
-        self.skipped: set[str] = set()  # tensors not graded in some case (stride-1 raised)
+        self.own: dict[str, _Mistake] = {}  # graded against torch with the mistake made
+        self.explained: dict[str, _Mistake] = {}  # not graded: raised as the mistake does
+        self.skipped: set[str] = set()  # not graded: raised as the stride-1 layer does
 
     def failures(self) -> dict[str, _Stride1Failure | None]:
         if self._failures is None:
@@ -770,57 +882,90 @@ class _ExtensionGrading:
         return self._failures
 
     def grade(
-        self, key: str, value, expected, twin: Callable[[bool], dict], check, note=None
+        self,
+        key: str,
+        value,
+        case: ConvCase,
+        data: ConvData,
+        stride1_raises: Callable[[], set[str]],
+        check,
+        note=None,
     ) -> bool:
         """``value`` (an array, or the GradingFailure its call raised) for tensor ``key``.
 
-        ``twin(mirrored)`` is :func:`_stride1_twin` of the case; ``check()`` raises the
+        ``stride1_raises()`` is :func:`_stride1_raises` of the case; ``check()`` raises the
         failure against torch (with ``note()``'s sentence, if given). Returns whether the
-        tensor was graded (and passed); False: not graded, the stride-1 layer raises there.
+        tensor was graded (and passed); False: it raised, as the stride-1 layer does (or as
+        its recognised mistake makes it), and is not graded in this case.
         """
         __tracebackhide__ = True
         failed = isinstance(value, GradingFailure)
+        expected = {"y": data.y, "dx": data.dx, "dweight": data.dweight}[key]
         if not failed and matches(value, expected):
             return True
         failure = self.failures()[key]
         if failure is None:  # the stride-1 cell passes: what is wrong is the extension's
             self._fail(value, check, note)
             return True
-        own = twin(failure.flipped)[key]
-        if own is RAISED:
+        mistake = failure.mistake
+        if mistake is not None and mistake.adopted:
+            predicted = mistake.predict(case, data)
+            if predicted is RAISED and failed:
+                self.explained[key] = mistake
+                return False
+            if predicted is not RAISED and not failed and matches(value, predicted):
+                self.own[key] = mistake
+                return True
+        if failed and failure.raises and key in stride1_raises():
             self.skipped.add(key)
             return False
-        if not failed and own is not None and matches(value, own):
-            self.own.add(key)
-            return True
-        self._fail(value, check, note)
+        cell, name = _STRIDE1_CELLS[key]
+        if mistake is not None and mistake.adopted:
+            why = (
+                f"your stride-1 layer has a mistake {cell} takes off ({mistake.how()}), "
+                "but this result matches neither torch nor torch with that mistake"
+            )
+        else:
+            why = (
+                f"your stride-1 {name} also differs from torch ({cell} takes that off), but "
+                "not by a mistake these checks recognise, so this part compares with torch"
+            )
+        self._fail(value, check, note, why)
         return True
 
     @staticmethod
-    def _fail(value, check, note):
+    def _fail(value, check, note, why: str = ""):
         __tracebackhide__ = True
-        if isinstance(value, GradingFailure):
-            raise value
-        if note is None:
-            check()
-        else:
-            _with_note(check, note)
+        try:
+            if isinstance(value, GradingFailure):
+                raise value
+            if note is None:
+                check()
+            else:
+                _with_note(check, note)
+        except GradingFailure as failure:
+            if not why:
+                raise
+            raise GradingFailure(f"{failure}\n  ({why[0].upper()}{why[1:]}.)") from None
 
     def describe(self) -> str:
         notes = []
         for key in ("y", "dx", "dweight"):
-            if key not in self.own and key not in self.skipped:
-                continue
             cell, name = _STRIDE1_CELLS[key]
-            how = self.failures()[key].how
             if key in self.own:
                 notes.append(
-                    f"{name} graded against your own stride-1 layer ({how}; {cell} takes that off)"
+                    f"{name} graded as torch's with the mistake of your stride-1 layer "
+                    f"({self.own[key].how()}; {cell} takes that off)"
+                )
+            if key in self.explained:
+                notes.append(
+                    f"{name} not graded where that mistake makes NumPy raise "
+                    f"({self.explained[key].how()}; {cell} takes that off)"
                 )
             if key in self.skipped:
                 notes.append(
                     f"{name} not graded where your stride-1 layer raises on the same "
-                    f"computation ({how}; {cell} takes that off)"
+                    f"computation (your stride-1 {name} raises; {cell} takes that off)"
                 )
         return "; " + "; ".join(notes) if notes else ""
 
@@ -837,12 +982,12 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
         # The same case with the kernel rotated: what a forward that flips the kernel, or
         # a dL/dx that forgets to rotate it, computes.
         conv = reference.conv2d(x, _flip(data.weight), data.bias, data.dy, **case.options())
-        twins: dict = {}
+        raises: list[set[str]] = []
 
-        def twin(mirrored: bool, case=case, data=data, twins=twins) -> dict:
-            if mirrored not in twins:
-                twins[mirrored] = _stride1_twin(Conv2d, case, data, mirrored)
-            return twins[mirrored]
+        def stride1_raises(case=case, data=data, raises=raises) -> set[str]:
+            if not raises:
+                raises.append(_stride1_raises(Conv2d, case, data))
+            return raises[0]
 
         def forward_hint(actual, case=case, data=data, conv=conv):
             if matches(actual, conv[0]):
@@ -866,8 +1011,9 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
         graded = grading.grade(
             "y",
             y,
-            data.y,
-            twin,
+            case,
+            data,
+            stride1_raises,
             lambda y=y, data=data, case=case, hint=forward_hint: assert_close(
                 y, data.y, what="Conv2d.forward(x)", case=str(case), hint=hint
             ),
@@ -878,8 +1024,9 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
         graded |= grading.grade(
             "dx",
             dx,
-            data.dx,
-            twin,
+            case,
+            data,
+            stride1_raises,
             lambda dx=dx, data=data, case=case, hint=dx_hint: assert_close(
                 dx, data.dx, what="Conv2d.backward(dy) (dL/dx)", case=str(case), hint=hint
             ),
@@ -892,8 +1039,9 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
         graded |= grading.grade(
             "dweight",
             dweight,
-            data.dweight,
-            twin,
+            case,
+            data,
+            stride1_raises,
             lambda dweight=dweight, data=data, case=case: assert_close(
                 dweight, data.dweight, what="Conv2d.grads['weight']", case=str(case)
             ),
@@ -906,7 +1054,7 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
             first = next(v for v in (y, dx, dweight) if isinstance(v, GradingFailure))
             raise GradingFailure(
                 f"{first}\n  (Nothing of this case can be graded: your layer raises for the "
-                "forward, dL/dx and dL/dweight, and so does your stride-1 layer on the same "
+                "forward, dL/dx and dL/dweight, as your stride-1 layer does on the same "
                 "computation.)"
             )
     passed(

@@ -15,9 +15,12 @@ Everything runs in this process (``grader.notebooks.run_in_process``), not throu
 - run directly on classes (no notebook): correct layers earn every part (the instructor's
   einsum and strided-view layers, and the same computed in float32), and mistaken ones
   lose exactly their part: a forward that raises or writes into x costs only the forward
-  cell, an extension is graded against the student's own stride-1 layer where a stride-1
-  cell already charges it, a backward that accumulates into grads loses the cell of that
-  gradient, a buffered fancy-index += is told to use np.add.at;
+  cell, an extension is graded as torch's with the student's mistake where a stride-1 cell
+  already charges a recognised one, a backward that accumulates into grads loses the cell
+  of that gradient, a buffered fancy-index += is told to use np.add.at;
+- degenerate layers (zeros, the input echoed back, a constant, NaN, and wrong layers
+  whose stride-1 forward raises) earn no extension part: only a recognised stride-1
+  mistake is adopted, never whatever the stride-1 layer happens to give;
 - the finite-difference note checks every element before it says "share the mistake".
 """
 
@@ -113,8 +116,10 @@ def test_planted_mistake_costs_exactly_its_cells(nb, mistake):
         # Wrong at 21 and 11 of 252 elements: the note checks them all and says so.
         assert "also disagrees with finite differences" in results[mistake.loses[0]].output
     if mistake.student == "conv-bias-broadcast":
+        # y + b raises unless W_out happens to equal C_out: recognised, and the extensions'
+        # forward graded as torch's with that mistake (or not graded where it raises).
         for part in ("test_conv2d_stride", "test_conv2d_even_kernel", "test_conv2d_dilation"):
-            assert "your stride-1 forward raises" in results[part].output
+            assert "your forward adds b[g] along the last axis (y + b)" in results[part].output
 
 
 TORCH_ALIAS = (
@@ -414,7 +419,7 @@ def test_a_forward_that_clobbers_x_costs_the_forward_cell_only(nb):
     assert "changed its input x in place" in verdicts["conv2d_forward"]
 
 
-def test_an_extension_is_graded_against_the_students_own_stride1_layer(nb):
+def test_an_extension_is_graded_with_the_recognised_stride1_mistake(nb):
     # Forward adds no bias and dL/dweight is rotated: each costs its stride-1 cell, and the
     # extensions, implemented consistently, lose nothing for them ...
     no_bias = (
@@ -430,9 +435,10 @@ def test_an_extension_is_graded_against_the_students_own_stride1_layer(nb):
     verdicts = _verdicts(_edited_classes(nb, [no_bias, rotated]))
     assert _lost(verdicts) == ["conv2d_forward", "conv2d_backward_weight"]
     for part in ("conv2d_stride", "conv2d_even_kernel", "conv2d_dilation"):
-        assert "forward graded against your own stride-1 layer" in verdicts[part]
+        assert "forward graded as torch's with the mistake of your stride-1 layer" in verdicts[part]
         assert "your forward adds no bias" in verdicts[part]
-        assert "dL/dweight graded against your own stride-1 layer" in verdicts[part]
+        assert "dL/dweight graded as torch's with the mistake of your stride-1" in verdicts[part]
+        assert "your dL/dweight is rotated by 180 degrees" in verdicts[part]
     # ... while an extension that is wrong on its own still fails: stride ignored.
     ignores_stride = (
         "conv2d_solution",
@@ -443,6 +449,117 @@ def test_an_extension_is_graded_against_the_students_own_stride1_layer(nb):
     verdicts = _verdicts(_edited_classes(nb, [no_bias, rotated, ignores_stride]))
     assert _lost(verdicts) == ["conv2d_forward", "conv2d_backward_weight", "conv2d_stride"]
     assert "Conv2d.forward(x) has shape" in verdicts["conv2d_stride"]
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _degenerate(values: str, like: np.ndarray, shape, source=None) -> np.ndarray:
+    """A result of ``shape`` that computes nothing: zeros, a constant, NaN, or ``source``
+    echoed back (its channels repeated, cropped or padded with zeros to ``shape``)."""
+    if values == "zeros":
+        return np.zeros(shape)
+    if values == "constant":
+        return np.full(shape, 0.5)
+    if values == "nan":
+        return np.full(shape, np.nan)
+    source = like if source is None else source
+    out = np.zeros(shape)
+    h, w = min(shape[2], source.shape[2]), min(shape[3], source.shape[3])
+    channels = np.arange(shape[1]) % source.shape[1]
+    out[:, :, :h, :w] = source[:, channels, :h, :w]
+    return out
+
+
+def _degenerate_layers(values: str) -> dict:
+    """Conv2d, MaxPool2d and AvgPool2d with the right constructors and shapes, whose
+    forward, backward and grads are all ``_degenerate(values, ...)``."""
+
+    class Conv2d:
+        def __init__(
+            self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+            bias=True, rng=None,
+        ):  # fmt: skip
+            self.out_channels = out_channels
+            self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+            self.padding, self.dilation = _pair(padding), _pair(dilation)
+            self.params = {"weight": np.zeros((out_channels, in_channels, *self.kernel_size))}
+            if bias:
+                self.params["bias"] = np.zeros(out_channels)
+            self.grads = {name: np.zeros_like(v) for name, v in self.params.items()}
+            self.cache = None
+
+        def forward(self, x):
+            self.cache = np.array(x)
+            (kh, kw), (sh, sw) = self.kernel_size, self.stride
+            (ph, pw), (dh, dw) = self.padding, self.dilation
+            n, _, h, w = x.shape
+            ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+            wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+            return _degenerate(values, self.cache, (n, self.out_channels, ho, wo))
+
+        def backward(self, dy):
+            for name, value in self.params.items():  # an echo hands back the parameter
+                shape = value.shape if value.ndim == 4 else (1, 1, 1, value.size)
+                self.grads[name] = _degenerate(values, value.reshape(shape), shape).reshape(
+                    value.shape
+                )
+            return _degenerate(values, self.cache, self.cache.shape, dy)
+
+    class Pool:
+        def __init__(self, kernel_size, stride=None):
+            self.kernel_size = _pair(kernel_size)
+            self.stride = self.kernel_size if stride is None else _pair(stride)
+            self.cache = None
+
+        def forward(self, x):
+            self.cache = np.array(x)
+            (kh, kw), (sh, sw) = self.kernel_size, self.stride
+            n, c, h, w = x.shape
+            shape = (n, c, (h - kh) // sh + 1, (w - kw) // sw + 1)
+            return _degenerate(values, self.cache, shape)
+
+        def backward(self, dy):
+            return _degenerate(values, self.cache, self.cache.shape, dy)
+
+    return {"Conv2d": Conv2d, "MaxPool2d": Pool, "AvgPool2d": Pool}
+
+
+@pytest.mark.parametrize("values", ["zeros", "echo", "constant", "nan"])
+def test_a_degenerate_layer_earns_no_part(values):
+    # Right shapes, nothing computed: its stride-1 results are no recognised mistake, so
+    # the extensions (stride, even kernels, dilation) compare with torch and fail too.
+    verdicts = _verdicts(_degenerate_layers(values))
+    assert _lost(verdicts) == list(verdicts), {
+        p: v for p, v in verdicts.items() if p not in _lost(verdicts)
+    }
+    for part in ("conv2d_stride", "conv2d_even_kernel", "conv2d_dilation"):
+        assert "Conv2d.forward(x) does not match torch" in verdicts[part]
+        assert "not by a mistake these checks recognise" in verdicts[part]
+
+
+def test_a_wrong_extension_is_not_excused_by_a_stride1_forward_that_raises(nb):
+    # The stride-1 forward raises (test_conv2d_forward takes that off) and the extensions'
+    # forward returns zeros, while backward is right: the zeros are compared with torch.
+    base = _solution_classes(nb)["Conv2d"]
+
+    class Conv2d(base):
+        def forward(self, x):
+            self.cache = x
+            odd = all(k % 2 for k in self.kernel_size)
+            if odd and self.stride == (1, 1) and self.dilation == (1, 1):
+                raise NotImplementedError("stride 1 comes later")
+            return np.zeros_like(super().forward(x))
+
+    verdicts = _verdicts({**_solution_classes(nb), "Conv2d": Conv2d})
+    assert _lost(verdicts) == [
+        "conv2d_forward",
+        "conv2d_stride",
+        "conv2d_even_kernel",
+        "conv2d_dilation",
+    ]
+    assert "Conv2d.forward(x) does not match torch" in verdicts["conv2d_dilation"]
 
 
 @pytest.mark.parametrize("name", ["weight", "bias"])
