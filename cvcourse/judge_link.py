@@ -280,6 +280,16 @@ def decode_items(node_items, blobs, resolve) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+def keep(obj, objects: dict[int, Any], ids: dict[int, int], counter) -> int:
+    """The number naming ``obj`` in a side's table of objects the other side may refer to
+    (the same number each time; the table holds the object, so its id stays unique)."""
+    if id(obj) not in ids:
+        ref = next(counter)
+        ids[id(obj)] = ref
+        objects[ref] = obj
+    return ids[id(obj)]
+
+
 _ERROR_TYPES = {"KeyError": KeyError, "AttributeError": AttributeError, "TypeError": TypeError}
 
 
@@ -373,11 +383,7 @@ class _KernelServer:
         return {"$kref": self._keep(obj), "kind": type(obj).__name__[:64]}
 
     def _keep(self, obj) -> int:
-        if id(obj) not in self.ids:
-            ref = next(self.counter)
-            self.ids[id(obj)] = ref
-            self.objects[ref] = obj
-        return self.ids[id(obj)]
+        return keep(obj, self.objects, self.ids, self.counter)
 
     def resolve(self, node: dict):
         if "$kref" in node:

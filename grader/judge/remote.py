@@ -36,6 +36,7 @@ from cvcourse.judge_link import (
     decode_items,
     encode,
     encode_items,
+    keep,
     memory_owner,
     recv_message,
     send_message,
@@ -216,11 +217,7 @@ class Connection:
         raise TypeError(f"the judge cannot hand a {type(obj).__name__} to student code")
 
     def _keep(self, obj) -> int:
-        if id(obj) not in self.ids:
-            ref = next(self.counter)
-            self.ids[id(obj)] = ref
-            self.objects[ref] = obj
-        return self.ids[id(obj)]
+        return keep(obj, self.objects, self.ids, self.counter)
 
     def encode(self, value):
         return encode(value, self.blobs, self.ref_of, keep_layout=True)

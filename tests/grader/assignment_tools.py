@@ -4,13 +4,17 @@
 - :func:`released`: the student version, made by nbgrader's own ``ClearSolutions``;
 - :func:`every_cell_graded`: a copy whose every code cell ``run_in_process`` reports on;
 - :func:`exec_as_cell`: run code as a notebook cell would be, so the checks quote its lines;
-- :func:`failed`: the cells of a ``run_in_process`` result that did not pass.
+- :func:`failed`: the cells of a ``run_in_process`` result that did not pass;
+- :func:`check_verdicts` and :func:`lost`: the checks run directly on classes, and the parts
+  they fail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
+import io
 import linecache
 import re
 from pathlib import Path
@@ -142,3 +146,26 @@ def exec_as_cell(source: str, name: str, namespace: dict | None = None) -> dict:
 
 def failed(results) -> set[str]:
     return {grade_id for grade_id, result in results.items() if not result.passed}
+
+
+def check_verdicts(checks, objects_by_part: dict) -> dict[str, str]:
+    """Each check of ``checks`` run here on its object: part -> its passing line, or
+    ``"FAIL: "`` + the failure's message."""
+    from grader.checks.harness import GradingFailure
+
+    verdicts = {}
+    for part, obj in objects_by_part.items():
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                getattr(checks, part)(obj)
+        except GradingFailure as failure:
+            verdicts[part] = f"FAIL: {failure}"
+        else:
+            verdicts[part] = out.getvalue()
+    return verdicts
+
+
+def lost(verdicts: dict[str, str]) -> list[str]:
+    """The parts of :func:`check_verdicts` that failed, in order."""
+    return [part for part, text in verdicts.items() if text.startswith("FAIL: ")]

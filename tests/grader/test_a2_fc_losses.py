@@ -24,7 +24,7 @@ from grader.checks import a2_fc_losses as checks
 from grader.checks import harness
 from grader.checks.harness import GradingFailure
 from grader.planted import PlantedMistake, mistakes_for
-from tests.grader.assignment_tools import exec_as_cell, released
+from tests.grader.assignment_tools import check_verdicts, exec_as_cell, lost, released
 
 CHECKED_CLASS = {
     "numerical_gradient": "numerical_gradient",
@@ -399,21 +399,7 @@ def _edited_namespace(notebook, edits: list[tuple[str, str, str]]) -> dict:
 
 def _verdicts(namespace: dict) -> dict[str, str]:
     """Every check on the namespace's classes: part -> its passing line or "FAIL: " + message."""
-    verdicts = {}
-    for part, name in CHECKED_CLASS.items():
-        out = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(out):
-                getattr(checks, part)(namespace[name])
-        except GradingFailure as failure:
-            verdicts[part] = f"FAIL: {failure}"
-        else:
-            verdicts[part] = out.getvalue()
-    return verdicts
-
-
-def _lost(verdicts: dict[str, str]) -> list[str]:
-    return [part for part, text in verdicts.items() if text.startswith("FAIL: ")]
+    return check_verdicts(checks, {part: namespace[n] for part, n in CHECKED_CLASS.items()})
 
 
 FLOAT32 = [
@@ -470,7 +456,7 @@ def test_the_solution_in_float32_earns_every_part(notebook):
     namespace = _edited_namespace(notebook, FLOAT32)
     layer = namespace["Linear"](3, 2)
     assert layer.forward(np.ones((1, 3))).dtype == np.float32
-    assert _lost(_verdicts(namespace)) == []
+    assert lost(_verdicts(namespace)) == []
 
 
 def test_a_wrong_float32_result_is_told_about_float32(notebook):
@@ -480,7 +466,7 @@ def test_a_wrong_float32_result_is_told_about_float32(notebook):
         'y = x @ self.params["weight"].astype(np.float32)',
     )
     verdicts = _verdicts(_edited_namespace(notebook, [*FLOAT32, transposed]))
-    assert _lost(verdicts) == ["linear_forward"]
+    assert lost(verdicts) == ["linear_forward"]
     message = verdicts["linear_forward"]
     assert "your output is float32; the checks compare in float64 at rtol 1e-6" in message
     assert checks.TRANSPOSED_WEIGHT in message
@@ -504,7 +490,7 @@ def test_a_correct_numerical_gradient_through_x_flat_passes_every_layout(noteboo
         "        f_minus = f(x)\n",
     )
     verdicts = _verdicts(_edited_namespace(notebook, [through_flat]))
-    assert "numerical_gradient" not in _lost(verdicts)
+    assert "numerical_gradient" not in lost(verdicts)
 
 
 def test_an_in_place_shift_in_softmax_costs_the_forward_cell_only(notebook):
@@ -514,7 +500,7 @@ def test_an_in_place_shift_in_softmax_costs_the_forward_cell_only(notebook):
         "x -= x.max(axis=-1, keepdims=True)\n        e = np.exp(x)",
     )
     verdicts = _verdicts(_edited_namespace(notebook, [shift]))
-    assert _lost(verdicts) == ["softmax_forward"]
+    assert lost(verdicts) == ["softmax_forward"]
     assert "changed its input #1 in place" in verdicts["softmax_forward"]
 
 
@@ -525,14 +511,14 @@ def test_an_accumulating_bias_gradient_loses_the_bias_cell_only(notebook):
         'self.grads["bias"] += dy.sum(axis=0)',
     )
     verdicts = _verdicts(_edited_namespace(notebook, [accumulate]))
-    assert _lost(verdicts) == ["linear_backward_bias"]
+    assert lost(verdicts) == ["linear_backward_bias"]
     assert "gradient accumulated across backward calls" in verdicts["linear_backward_bias"]
 
 
 def test_an_unstable_softmax_forward_is_not_charged_again_by_the_backward_cell(notebook):
     overflow = next(m for m in MISTAKES if m.student == "softmax-overflow")
     verdicts = _verdicts(_edited_namespace(notebook, [(overflow.cell, overflow.old, overflow.new)]))
-    assert _lost(verdicts) == ["softmax_large_logits"]
+    assert lost(verdicts) == ["softmax_large_logits"]
     assert (
         "not graded at large logits where your forward is not finite"
         in (verdicts["softmax_backward"])

@@ -34,10 +34,16 @@ import pytest
 
 from grader import notebooks
 from grader.checks import a3_conv_pool as checks
-from grader.checks.harness import GradingFailure, copy_layout, non_contiguous
+from grader.checks.harness import copy_layout, non_contiguous
 from grader.planted import PlantedMistake
 from grader.planted import a3_conv_pool as planted
-from tests.grader.assignment_tools import DELEGATION, every_cell_graded, released
+from tests.grader.assignment_tools import (
+    DELEGATION,
+    check_verdicts,
+    every_cell_graded,
+    lost,
+    released,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "course" / "assignments" / "a3_conv_pool" / "conv_pool.ipynb"
@@ -289,25 +295,8 @@ def _edited_classes(nb, edits: list[tuple[str, str, str]]) -> dict:
 
 def _verdicts(classes: dict) -> dict[str, str]:
     """Every check run on ``classes``: part -> its passing line, or "FAIL: " + message."""
-    import contextlib
-    import io
-
-    verdicts = {}
-    for name, parts in CHECKS.items():
-        for part in parts:
-            out = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(out):
-                    getattr(checks, part)(classes[name])
-            except GradingFailure as failure:
-                verdicts[part] = f"FAIL: {failure}"
-            else:
-                verdicts[part] = out.getvalue()
-    return verdicts
-
-
-def _lost(verdicts: dict[str, str]) -> list[str]:
-    return [part for part, text in verdicts.items() if text.startswith("FAIL: ")]
+    objects = {part: classes[name] for name, parts in CHECKS.items() for part in parts}
+    return check_verdicts(checks, objects)
 
 
 FLOAT32 = [
@@ -358,11 +347,11 @@ FLOAT32 = [
 
 def test_correct_layers_earn_every_part_in_float64_and_in_float32(nb):
     # The instructor's layers (einsum over strided views of x) and the same in float32.
-    assert _lost(_verdicts(_solution_classes(nb))) == []
+    assert lost(_verdicts(_solution_classes(nb))) == []
     classes = _edited_classes(nb, FLOAT32)
     layer = classes["Conv2d"](2, 3, 3)
     assert layer.forward(np.ones((1, 2, 5, 5))).dtype == np.float32
-    assert _lost(_verdicts(classes)) == []
+    assert lost(_verdicts(classes)) == []
 
 
 def test_a_wrong_float32_layer_fails_and_is_told_about_float32(nb):
@@ -372,7 +361,7 @@ def test_a_wrong_float32_layer_fails_and_is_told_about_float32(nb):
         'y = np.einsum("nchwij,gcij->nghw", windows, weight[:, :, ::-1, ::-1], optimize=True)',
     )
     verdicts = _verdicts(_edited_classes(nb, [*FLOAT32, flipped]))
-    assert _lost(verdicts) == ["conv2d_forward"]
+    assert lost(verdicts) == ["conv2d_forward"]
     message = verdicts["conv2d_forward"]
     assert "your output is float32; the checks compare in float64 at rtol 1e-6" in message
     assert "rounding is not the reason" in message and checks.FLIPPED in message
@@ -387,7 +376,7 @@ RAISES_AFTER_CACHING = (
 
 def test_a_forward_that_raises_costs_the_forward_cell_only(nb):
     verdicts = _verdicts(_edited_classes(nb, [RAISES_AFTER_CACHING]))
-    assert _lost(verdicts) == ["conv2d_forward"]
+    assert lost(verdicts) == ["conv2d_forward"]
     for part in ("conv2d_stride", "conv2d_even_kernel", "conv2d_dilation"):
         assert "forward not graded where your stride-1 layer raises" in verdicts[part]
         assert "test_conv2d_forward takes that off" in verdicts[part]
@@ -402,7 +391,7 @@ def test_a_forward_that_raises_on_non_contiguous_x_costs_the_forward_cell_only(n
         "        self.cache = x\n        weight",
     )
     verdicts = _verdicts(_edited_classes(nb, [picky]))
-    assert _lost(verdicts) == ["conv2d_forward"]
+    assert lost(verdicts) == ["conv2d_forward"]
     # The extensions' non-contiguous cases fail in the same way as the stride-1 forward.
     assert "forward not graded where your stride-1 layer raises" in verdicts["conv2d_stride"]
 
@@ -415,7 +404,7 @@ def test_a_forward_that_clobbers_x_costs_the_forward_cell_only(nb):
         "        ### END SOLUTION",
     )
     verdicts = _verdicts(_edited_classes(nb, [clobbers]))
-    assert _lost(verdicts) == ["conv2d_forward"]
+    assert lost(verdicts) == ["conv2d_forward"]
     assert "changed its input x in place" in verdicts["conv2d_forward"]
 
 
@@ -433,7 +422,7 @@ def test_an_extension_is_graded_with_the_recognised_stride1_mistake(nb):
         'np.einsum("nchwij,nghw->gcij", windows, dy, optimize=True)[:, :, ::-1, ::-1]',
     )
     verdicts = _verdicts(_edited_classes(nb, [no_bias, rotated]))
-    assert _lost(verdicts) == ["conv2d_forward", "conv2d_backward_weight"]
+    assert lost(verdicts) == ["conv2d_forward", "conv2d_backward_weight"]
     for part in ("conv2d_stride", "conv2d_even_kernel", "conv2d_dilation"):
         assert "forward graded as torch's with the mistake of your stride-1 layer" in verdicts[part]
         assert "your forward adds no bias" in verdicts[part]
@@ -447,7 +436,7 @@ def test_an_extension_is_graded_with_the_recognised_stride1_mistake(nb):
         "windows = sliding_windows(x_pad, self.kernel_size, (1, 1), self.dilation)\n        y =",
     )
     verdicts = _verdicts(_edited_classes(nb, [no_bias, rotated, ignores_stride]))
-    assert _lost(verdicts) == ["conv2d_forward", "conv2d_backward_weight", "conv2d_stride"]
+    assert lost(verdicts) == ["conv2d_forward", "conv2d_backward_weight", "conv2d_stride"]
     assert "Conv2d.forward(x) has shape" in verdicts["conv2d_stride"]
 
 
@@ -531,8 +520,8 @@ def test_a_degenerate_layer_earns_no_part(values):
     # Right shapes, nothing computed: its stride-1 results are no recognised mistake, so
     # the extensions (stride, even kernels, dilation) compare with torch and fail too.
     verdicts = _verdicts(_degenerate_layers(values))
-    assert _lost(verdicts) == list(verdicts), {
-        p: v for p, v in verdicts.items() if p not in _lost(verdicts)
+    assert lost(verdicts) == list(verdicts), {
+        p: v for p, v in verdicts.items() if p not in lost(verdicts)
     }
     for part in ("conv2d_stride", "conv2d_even_kernel", "conv2d_dilation"):
         assert "Conv2d.forward(x) does not match torch" in verdicts[part]
@@ -553,7 +542,7 @@ def test_a_wrong_extension_is_not_excused_by_a_stride1_forward_that_raises(nb):
             return np.zeros_like(super().forward(x))
 
     verdicts = _verdicts({**_solution_classes(nb), "Conv2d": Conv2d})
-    assert _lost(verdicts) == [
+    assert lost(verdicts) == [
         "conv2d_forward",
         "conv2d_stride",
         "conv2d_even_kernel",
@@ -569,7 +558,7 @@ def test_a_backward_that_accumulates_into_grads_loses_that_gradients_cell(nb, na
         "bias": 'self.grads["bias"] = dy.sum(axis=(0, 2, 3))',
     }[name]
     verdicts = _verdicts(_edited_classes(nb, [("conv2d_solution", old, old.replace("=", "+=", 1))]))
-    assert _lost(verdicts) == [f"conv2d_backward_{name}"]
+    assert lost(verdicts) == [f"conv2d_backward_{name}"]
     message = verdicts[f"conv2d_backward_{name}"]
     assert "after the second backward" in message
     assert "gradient accumulated across backward calls" in message
@@ -578,7 +567,7 @@ def test_a_backward_that_accumulates_into_grads_loses_that_gradients_cell(nb, na
 def test_a_buffered_fancy_index_add_is_told_to_use_np_add_at(nb):
     mistake = next(m for m in planted.MISTAKES if m.student == "maxpool-fancy-index")
     verdicts = _verdicts(_edited_classes(nb, [(mistake.cell, mistake.old, mistake.new)]))
-    assert _lost(verdicts) == ["maxpool_overlap"]
+    assert lost(verdicts) == ["maxpool_overlap"]
     message = verdicts["maxpool_overlap"]
     assert "np.add.at(dx, idx, dy)" in message and "add with +=" not in message
     # An assignment in the loop over offsets is still told to add instead.
