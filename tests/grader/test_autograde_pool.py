@@ -65,8 +65,12 @@ def test_a_dying_worker_costs_only_its_own_task_which_is_retried_once(tmp_path):
     assert outcomes["die-once"].kind == "done"
     assert outcomes["die-once"].deaths == ["killed by SIGKILL"]
     assert outcomes["raise"].kind == "raised" and "a task that raises" in outcomes["raise"].value
-    # every dead worker was replaced by a fresh one: 2 workers + 3 deaths = 5 started
-    assert len(list(tmp_path.glob("init-*"))) == 5
+    # each retry ran in a fresh worker (2 retries beside the 2 first workers), and no
+    # worker was started needlessly: at most one per death beyond the first 2. Whether
+    # the worker lost with "die"'s last try is replaced depends on whether tasks are left
+    # by then, which is timing: 4 or 5 workers start.
+    started = len(list(tmp_path.glob("init-*")))
+    assert 2 + 2 <= started <= 2 + 3
 
 
 def test_one_job_also_runs_in_a_worker_so_a_death_cannot_take_the_caller_down(tmp_path):
