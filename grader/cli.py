@@ -1,10 +1,17 @@
 """``cvgrade``: the TA's command for the whole grading flow, on top of nbgrader.
 
-    cvgrade release [ASSIGNMENT ...]        student versions into course/release/
+    cvgrade release [ASSIGNMENT ...] [--exchange]
+                                            student versions into course/release/ (and
+                                            the hub's exchange, for students to fetch)
     cvgrade collect ASSIGNMENT SOURCE       a folder or LMS zip into course/submitted/
+    cvgrade collect ASSIGNMENT --exchange   what students submitted through the hub, by
+                                            the receipts the grader side took
+    cvgrade receipts [--watch]              take receipts of new hub submissions (run as a
+                                            hub service with --watch)
     cvgrade autograde ASSIGNMENT [--jobs N] [--timeout S] [--memory-mb M] [--student ID ...]
                                             [--unsafe-no-sandbox]
-    cvgrade feedback ASSIGNMENT             nbgrader's HTML feedback into course/feedback/
+    cvgrade feedback ASSIGNMENT [--release] nbgrader's HTML feedback into course/feedback/
+                                            (and back to the students through the exchange)
     cvgrade export [--out FILE]             grades.csv: every part, every total
     cvgrade report [--out DIR]              pass rates, histogram, HTML summary
     cvgrade run ASSIGNMENT [SOURCE]         collect -> autograde -> feedback -> export -> report
@@ -35,8 +42,14 @@ def quiet_nbgrader() -> None:
     warnings.filterwarnings("ignore", category=SAWarning)
 
 
-def release(course: Course, assignments: list[str]) -> list[Path]:
-    """Generate the student version of each assignment (all by default); their folders."""
+def release(course: Course, assignments: list[str], exchange=None) -> list[Path]:
+    """Generate the student version of each assignment (all by default); their folders.
+
+    With an ``exchange`` (:class:`grader.exchange.Exchange`), also put each one out for
+    students to fetch.
+    """
+    from grader.exchange import release_to_exchange
+
     api = course.api()
     folders = []
     for assignment in assignments or course.assignments():
@@ -46,12 +59,18 @@ def release(course: Course, assignments: list[str]) -> list[Path]:
             raise CourseError(f"nbgrader could not release {assignment}:\n{result.get('error')}")
         folder = course.step_dir("release", "", assignment)
         print(f"released {assignment} -> {folder}")
+        if exchange is not None:
+            outbound = release_to_exchange(course, assignment, exchange)
+            print(f"released {assignment} to the exchange -> {outbound}")
         folders.append(folder)
     return folders
 
 
-def feedback(course: Course, assignment: str) -> Path:
-    """nbgrader's HTML feedback for every autograded submission of ``assignment``."""
+def feedback(course: Course, assignment: str, exchange=None) -> Path:
+    """nbgrader's HTML feedback for every autograded submission of ``assignment``; with an
+    ``exchange``, also returned to the students through it."""
+    from grader.exchange import release_feedback
+
     course.check_assignment(assignment)
     result = course.api().generate_feedback(assignment)
     if not result["success"]:
@@ -59,17 +78,23 @@ def feedback(course: Course, assignment: str) -> Path:
     folder = course.root / "feedback"
     count = len(list(folder.glob(f"*/{assignment}/*.html")))
     print(f"feedback for {assignment}: {count} HTML files under {folder}")
+    if exchange is not None:
+        released = release_feedback(course, assignment, exchange)
+        print(f"feedback for {assignment} returned to {released} submissions via the exchange")
     return folder
 
 
 def notes_by_submission(course: Course) -> dict[tuple[str, str], list[str]]:
     """``(assignment, student) -> notes`` from every saved grading record of the course."""
     from grader.autograde import GradingRecord
+    from grader.exchange import load_flags
 
     notes = {}
     for assignment in course.assignments():
+        for student, flags in load_flags(course, assignment).items():
+            notes.setdefault((assignment, student), []).extend(flags)
         for record in GradingRecord.load_all(course, assignment):
-            notes[(assignment, record.student)] = record.notes
+            notes.setdefault((assignment, record.student), []).extend(record.notes)
     return notes
 
 
@@ -125,6 +150,40 @@ def collect(course: Course, assignment: str, source: str, pattern: str | None) -
         print(f"  {note}")
 
 
+def collect_exchange(course: Course, assignment: str, exchange, on_behalf: list[str]) -> None:
+    from grader.exchange import collect_from_exchange
+
+    result = collect_from_exchange(course, assignment, exchange, on_behalf=frozenset(on_behalf))
+    print(f"collected {len(result.students)} submissions of {assignment} from {exchange.inbound}")
+    for student, flags in sorted(result.flags.items()):
+        for flag in flags:
+            print(f"  FLAG {student}: {flag}")
+
+
+def receipts(course: Course, exchange, watch: bool, interval: float) -> None:
+    import signal
+
+    from grader.exchange import Receipts
+
+    book = Receipts(course, exchange)
+    if not watch:
+        taken = book.take()
+        print(f"took {len(taken)} new receipts from {exchange.inbound}")
+        return
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        book.watch(interval, stop=lambda: bool(stopping), log=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        pass
+
+
+def _exchange_of(course: Course, args):
+    from grader.exchange import Exchange
+
+    return Exchange.of(course, args.exchange_root)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvgrade", description="Grade the cvcourse assignments with nbgrader."
@@ -132,13 +191,38 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--course", help="course folder (default: ./course or upward)")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def exchange_root(p):
+        p.add_argument(
+            "--exchange-root",
+            help="nbgrader exchange folder (default: the course config's Exchange.root, else "
+            "/srv/nbgrader/exchange)",
+        )
+
     p = sub.add_parser("release", help="generate the student versions")
     p.add_argument("assignments", nargs="*", help="default: every assignment")
+    p.add_argument("--exchange", action="store_true", help="also release to the exchange")
+    exchange_root(p)
 
-    p = sub.add_parser("collect", help="collect submissions from a folder or LMS zip")
+    p = sub.add_parser("collect", help="collect submissions from a folder, LMS zip or the hub")
     p.add_argument("assignment")
-    p.add_argument("source", help="folder of notebooks, or a zip of per-student files")
+    p.add_argument("source", nargs="?", help="folder of notebooks, or a zip of per-student files")
     p.add_argument("--pattern", help="regex with a (?P<student>...) group for file names")
+    p.add_argument(
+        "--exchange", action="store_true", help="collect what was submitted through the hub"
+    )
+    p.add_argument(
+        "--on-behalf",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a user allowed to submit under another name (a TA; repeatable)",
+    )
+    exchange_root(p)
+
+    p = sub.add_parser("receipts", help="take receipts of new submissions in the exchange")
+    p.add_argument("--watch", action="store_true", help="keep taking them until stopped")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between looks (2)")
+    exchange_root(p)
 
     def grading_options(p):
         p.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
@@ -158,6 +242,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("feedback", help="write HTML feedback")
     p.add_argument("assignment")
+    p.add_argument(
+        "--release", action="store_true", help="return it to the students via the exchange"
+    )
+    exchange_root(p)
 
     p = sub.add_parser("export", help="write grades.csv")
     p.add_argument("--out", type=Path, help="CSV path (default: <course>/reports/grades.csv)")
@@ -186,13 +274,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         course = Course.find(args.course)
         if args.command == "release":
-            release(course, args.assignments)
+            release(course, args.assignments, _exchange_of(course, args) if args.exchange else None)
         elif args.command == "collect":
-            collect(course, args.assignment, args.source, args.pattern)
+            if args.exchange == bool(args.source):
+                raise CourseError("collect takes either a SOURCE or --exchange")
+            if args.exchange:
+                collect_exchange(
+                    course, args.assignment, _exchange_of(course, args), args.on_behalf
+                )
+            else:
+                collect(course, args.assignment, args.source, args.pattern)
+        elif args.command == "receipts":
+            receipts(course, _exchange_of(course, args), args.watch, args.interval)
         elif args.command == "autograde":
             autograde(course, args.assignment, args)
         elif args.command == "feedback":
-            feedback(course, args.assignment)
+            feedback(course, args.assignment, _exchange_of(course, args) if args.release else None)
         elif args.command == "export":
             export(course, args.out)
         elif args.command == "report":
