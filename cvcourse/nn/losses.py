@@ -1,4 +1,5 @@
-"""Losses: ``MSELoss`` and ``CrossEntropyLoss`` (numerically stable), plus ``softmax``.
+"""Losses: ``MSELoss``, ``CrossEntropyLoss`` (numerically stable), the multiclass hinge
+loss ``MultiMarginLoss``, plus ``softmax``.
 
 A loss is called as ``loss.forward(prediction, target) -> float`` (or ``loss(...)``); then
 ``loss.backward() -> d loss / d prediction``, of the prediction's shape and dtype.
@@ -14,7 +15,7 @@ import numpy as np
 
 from .base import FLOAT_DTYPES
 
-__all__ = ["CrossEntropyLoss", "Loss", "MSELoss", "log_softmax", "softmax"]
+__all__ = ["CrossEntropyLoss", "Loss", "MSELoss", "MultiMarginLoss", "log_softmax", "softmax"]
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -126,6 +127,13 @@ class CrossEntropyLoss(Loss):
 
     def forward(self, logits, target) -> float:
         logits = self._prediction(logits, "logits", 2, "(N, C)")
+        target = self._labels(logits, target)
+        log_probs = log_softmax(logits, axis=1)
+        self._cache = (log_probs, target)
+        return float(-np.mean(log_probs[np.arange(len(target)), target]))
+
+    def _labels(self, logits, target) -> np.ndarray:
+        """``target`` as intp class indices, one per row of ``logits``, each in ``[0, C)``."""
         n, classes = logits.shape
         if not isinstance(target, np.ndarray):
             target = np.asarray(target)
@@ -145,10 +153,7 @@ class CrossEntropyLoss(Loss):
                 f"{self!r}: target has labels outside [0, {classes}) for logits with {classes} "
                 f"classes, e.g. {target[bad][:5].tolist()}"
             )
-        target = target.astype(np.intp, copy=False)
-        log_probs = log_softmax(logits, axis=1)
-        self._cache = (log_probs, target)
-        return float(-np.mean(log_probs[np.arange(n), target]))
+        return target.astype(np.intp, copy=False)
 
     def backward(self, dloss: float = 1.0) -> np.ndarray:
         """``dloss * (softmax(logits) - one_hot(target)) / N``, shape ``(N, C)``."""
@@ -157,4 +162,52 @@ class CrossEntropyLoss(Loss):
         grad = np.exp(log_probs)
         grad[np.arange(n), target] -= 1
         grad *= grad.dtype.type(self._scale(dloss) / n)
+        return grad
+
+
+class MultiMarginLoss(CrossEntropyLoss):
+    """The multiclass hinge (SVM) loss on class scores, ``torch.nn.MultiMarginLoss``::
+
+        L = (1/N) sum_n (1/C) sum_{j != y_n} max(0, margin - s_n[y_n] + s_n[j])
+        dL/ds_n[j]   = [margin - s_n[y_n] + s_n[j] > 0] / (N C)         (j != y_n)
+        dL/ds_n[y_n] = -(number of such j) / (N C)
+
+    Each wrong class whose score comes within ``margin`` (default 1) of the true class's
+    score costs the gap; once every wrong class is ``margin`` below, the loss and its
+    gradient are exactly 0 (cross-entropy is never 0: it always asks for a wider gap).
+    torch divides by the number of classes ``C``; the CS231n notes' SVM loss
+    ``sum_{j != y} max(0, s_j - s_y + Delta)`` is ``C`` times this. At the hinge itself
+    (a term exactly 0) the gradient is 0, as torch's. ``logits`` ``(N, C)``, ``target``
+    ``(N,)`` integers in ``[0, C)``.
+    """
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
+            raise TypeError(f"MultiMarginLoss: margin must be a real number, got {margin!r}")
+        if not np.isfinite(margin):
+            raise ValueError(f"MultiMarginLoss: margin must be finite, got {margin!r}")
+        self.margin = float(margin)
+
+    def __repr__(self) -> str:
+        return f"MultiMarginLoss(margin={self.margin})"
+
+    def forward(self, logits, target) -> float:
+        logits = self._prediction(logits, "logits", 2, "(N, C)")
+        target = self._labels(logits, target)
+        n, classes = logits.shape
+        rows = np.arange(n)
+        margins = self.margin - logits[rows, target][:, None] + logits  # (N, C)
+        margins[rows, target] = 0  # the true class is not compared with itself
+        active = margins > 0
+        self._cache = (active, target, logits.dtype)
+        return float(np.sum(np.where(active, margins, 0)) / (n * classes))
+
+    def backward(self, dloss: float = 1.0) -> np.ndarray:
+        """``dloss`` times the gradient above, shape ``(N, C)``, the logits' dtype."""
+        active, target, dtype = self._cached()
+        n, classes = active.shape
+        grad = active.astype(dtype)
+        grad[np.arange(n), target] = -active.sum(axis=1)
+        grad *= grad.dtype.type(self._scale(dloss) / (n * classes))
         return grad

@@ -17,6 +17,18 @@ operation for operation; the tests compare both step by step in float64.
 
 Optimizer state (momentum buffers, Adam's moments) lives in ``opt.state[key]``, per
 parameter key (``"0.weight"`` for a ``Sequential``), created at the first ``step``.
+
+Transfer learning (lecture 7) needs two more things, both named by parameter keys or by
+layer prefixes (``"0"`` names ``"0.weight"`` and ``"0.bias"``; ``"1.0"`` a nested layer)::
+
+    opt = Adam(model, lr=3e-3, frozen=["0", "3"])          # train only the other layers
+    opt = Adam(model, lr=3e-3, lr_scale={"0": 0.1, "3": 0.1})  # layers 0, 3 at lr * 0.1
+    opt.unfreeze("3")                                      # gradual unfreezing, later
+
+A frozen parameter is skipped by ``step`` (it needs no gradient and gets no state), as a
+torch parameter outside the optimizer. A scaled one is updated with ``lr * scale``, as a
+torch parameter group with that learning rate; changing ``opt.lr`` (a schedule) scales
+every group alike.
 """
 
 from __future__ import annotations
@@ -44,6 +56,11 @@ def _real(value, name: str, who: str) -> float:
     return value
 
 
+def _matches(key: str, name: str) -> bool:
+    """``name`` is the parameter key itself or a layer prefix of it (``"0"`` of ``"0.bias"``)."""
+    return key == name or key.startswith(name + ".")
+
+
 def _params_and_grads(owner, who: str, where: str):
     params = getattr(owner, "params", None)
     grads = getattr(owner, "grads", None)
@@ -64,12 +81,21 @@ class Optimizer:
             layer, a ``Sequential``, a student's model), whose keys are used as they are;
             or a list/tuple of such objects (separate layers), whose keys become
             ``"<index>.<name>"`` as in a ``Sequential``.
+        frozen: parameters ``step`` leaves unchanged: keys or layer prefixes (``"0"``
+            freezes ``"0.weight"`` and ``"0.bias"``). Each name must match a parameter,
+            and at least one parameter must stay trainable.
+        lr_scale: ``{key or layer prefix: factor}``; those parameters are updated with
+            ``lr * factor`` (factor > 0; to keep a parameter fixed, freeze it). Where
+            several names match a key, the longest (most specific) one wins.
 
-    Subclasses implement ``_update(key, param, grad, state)``, which must modify ``param``
-    in place.
+    Frozen keys and scales are resolved against the model's keys when the optimizer is
+    created (and by :meth:`freeze` / :meth:`unfreeze`).
+
+    Subclasses implement ``_update(key, param, grad, state, lr)``, which must modify
+    ``param`` in place using the learning rate ``lr`` of that parameter.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, *, frozen=(), lr_scale=None) -> None:
         who = type(self).__name__
         if isinstance(model, (list, tuple)):
             if not model:
@@ -91,10 +117,24 @@ class Optimizer:
             )
         for key, p in entries:
             self._check_param(key, p)
+        self._frozen: set[str] = set()
+        self._scales: dict[str, float] = {}
+        self._resolve_scales(lr_scale)
+        if isinstance(frozen, str):
+            frozen = [frozen]
+        if not isinstance(frozen, (list, tuple, set, frozenset)):
+            raise TypeError(
+                f"{who}: frozen must be a list of parameter keys or layer prefixes, got "
+                f"{type(frozen).__name__}"
+            )
+        if frozen:
+            self.freeze(*frozen)
 
     # --- what subclasses provide ---------------------------------------------------------
 
-    def _update(self, key: str, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def _update(
+        self, key: str, param: np.ndarray, grad: np.ndarray, state: dict, lr: float
+    ) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
 
     def _hyperparameters(self) -> str:
@@ -118,6 +158,36 @@ class Optimizer:
         """``key -> parameter array`` (the model's own arrays, not copies)."""
         return dict(self._entries())
 
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """The keys of the frozen parameters, sorted."""
+        return tuple(sorted(self._frozen))
+
+    @property
+    def lr_scale(self) -> dict[str, float]:
+        """``key -> factor`` for the parameters whose learning rate is ``lr * factor``."""
+        return dict(self._scales)
+
+    def lr_of(self, key: str) -> float:
+        """The learning rate the next ``step`` uses for parameter ``key`` (``lr * scale``)."""
+        if key not in self.parameters():
+            raise KeyError(f"{key!r} is not a parameter key; the keys are {list(self._keys())}")
+        return self.lr * self._scales.get(key, 1.0)
+
+    def freeze(self, *names: str) -> None:
+        """Stop updating the parameters named by ``names`` (keys or layer prefixes)."""
+        keys = self._select(names, "freeze")
+        if not set(self._keys()) - (self._frozen | keys):
+            raise ValueError(
+                f"{type(self).__name__}: freezing {list(names)} would freeze every parameter; "
+                "nothing would be trained"
+            )
+        self._frozen |= keys
+
+    def unfreeze(self, *names: str) -> None:
+        """Update the parameters named by ``names`` again (their state is kept)."""
+        self._frozen -= self._select(names, "unfreeze")
+
     def step(self) -> None:
         """Update every parameter in place from its gradient.
 
@@ -133,7 +203,8 @@ class Optimizer:
         """
         checked = [(key, p, self._check_grad(key, p, g)) for key, p, g in self._pairs()]
         for key, p, g in checked:
-            self._update(key, p, g, self.state.setdefault(key, {}))
+            lr = self.lr * self._scales.get(key, 1.0)
+            self._update(key, p, g, self.state.setdefault(key, {}), lr)
 
     def zero_grad(self) -> None:
         """Set every gradient to zero (in place where the gradient array exists).
@@ -156,7 +227,12 @@ class Optimizer:
                     grads[name] = np.zeros_like(p)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._hyperparameters()})"
+        extra = ""
+        if self._frozen:
+            extra += f", frozen={list(self.frozen)}"
+        if self._scales:
+            extra += f", lr_scale={self._scales}"
+        return f"{type(self).__name__}({self._hyperparameters()}{extra})"
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -167,13 +243,62 @@ class Optimizer:
             for name, p in params.items():
                 yield prefix + name, p
 
+    def _keys(self) -> list[str]:
+        return [key for key, _ in self._entries()]
+
+    def _select(self, names, what: str) -> set[str]:
+        """The parameter keys named by ``names`` (keys or layer prefixes); each must match."""
+        who = type(self).__name__
+        keys = self._keys()
+        selected = set()
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"{who}: {what} takes parameter keys or layer prefixes (str), got {name!r}"
+                )
+            matched = {k for k in keys if _matches(k, name)}
+            if not matched:
+                raise ValueError(
+                    f"{who}: {what}: {name!r} names no parameter; the keys are {keys} (a layer "
+                    "prefix such as '0' names '0.weight' and '0.bias')"
+                )
+            selected |= matched
+        return selected
+
+    def _resolve_scales(self, lr_scale) -> None:
+        who = type(self).__name__
+        if lr_scale is None:
+            return
+        if not isinstance(lr_scale, Mapping):
+            raise TypeError(
+                f"{who}: lr_scale must be a dict {{key or layer prefix: factor}}, got "
+                f"{type(lr_scale).__name__}"
+            )
+        factors = {}
+        for name, factor in lr_scale.items():
+            self._select([name], "lr_scale")  # a str that names a parameter
+            factor = _real(factor, f"lr_scale[{name!r}]", who)
+            if factor <= 0:
+                raise ValueError(
+                    f"{who}: lr_scale[{name!r}] must be > 0, got {factor!r} (to keep "
+                    "parameters fixed, freeze them: frozen=[...])"
+                )
+            factors[name] = factor
+        for key in self._keys():
+            names = [n for n in factors if _matches(key, n)]
+            if names:
+                self._scales[key] = factors[max(names, key=len)]
+
     def _pairs(self) -> list[tuple[str, np.ndarray, object]]:
-        """``(key, param, grad)`` for every parameter; errors list every missing gradient."""
+        """``(key, param, grad)`` for every trainable parameter; errors list every missing
+        gradient (frozen parameters need none)."""
         who = type(self).__name__
         pairs, missing, extra = [], [], []
         for prefix, owner in self._owners:
             params, grads = _params_and_grads(owner, who, "model")
             for name, p in params.items():
+                if prefix + name in self._frozen:
+                    continue
                 if name not in grads:
                     missing.append(prefix + name)
                 else:
@@ -188,7 +313,7 @@ class Optimizer:
         if extra:
             raise ValueError(
                 f"{who}.step(): grads has keys that are not parameters: {extra} (the params "
-                f"keys are {[k for k, _, _ in pairs]}); grads must have the same keys as params"
+                f"keys are {self._keys()}); grads must have the same keys as params"
             )
         return pairs
 
@@ -262,6 +387,8 @@ class SGD(Optimizer):
         dampening: dampening of the momentum, in [0, 1].
         weight_decay: L2 penalty ``(weight_decay / 2) ||p||^2`` added to the loss, >= 0.
         nesterov: Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
+        frozen, lr_scale: parameters not to update, and learning rates per layer (see
+            :class:`Optimizer`).
 
     State per key: ``"momentum_buffer"`` (with momentum only).
     """
@@ -274,6 +401,9 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        *,
+        frozen=(),
+        lr_scale=None,
     ) -> None:
         self.lr = lr
         self.momentum = _real(momentum, "momentum", "SGD")
@@ -293,7 +423,7 @@ class SGD(Optimizer):
                 "SGD: Nesterov momentum requires momentum > 0 and dampening = 0, got "
                 f"momentum={momentum!r}, dampening={dampening!r}"
             )
-        super().__init__(model)
+        super().__init__(model, frozen=frozen, lr_scale=lr_scale)
 
     def _hyperparameters(self) -> str:
         return (
@@ -301,7 +431,7 @@ class SGD(Optimizer):
             f"weight_decay={self.weight_decay}, nesterov={self.nesterov}"
         )
 
-    def _update(self, key, p, g, state) -> None:
+    def _update(self, key, p, g, state, lr) -> None:
         if self.weight_decay != 0:
             g = g + self.weight_decay * p
         if self.momentum != 0:
@@ -313,7 +443,7 @@ class SGD(Optimizer):
                 buf *= self.momentum
                 buf += (1 - self.dampening) * g
             g = g + self.momentum * buf if self.nesterov else buf
-        p -= self.lr * g
+        p -= lr * g
 
 
 class Adam(Optimizer):
@@ -338,6 +468,8 @@ class Adam(Optimizer):
         betas: ``(beta1, beta2)``, each in [0, 1) (default (0.9, 0.999)).
         eps: added to the denominator, >= 0 (default 1e-8).
         weight_decay: L2 penalty coefficient, >= 0 (default 0).
+        frozen, lr_scale: parameters not to update, and learning rates per layer (see
+            :class:`Optimizer`).
 
     State per key: ``"step"`` (int), ``"exp_avg"`` (``m``), ``"exp_avg_sq"`` (``v``).
     """
@@ -349,6 +481,9 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        *,
+        frozen=(),
+        lr_scale=None,
     ) -> None:
         self.lr = lr
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
@@ -365,12 +500,12 @@ class Adam(Optimizer):
         self.weight_decay = _real(weight_decay, "weight_decay", "Adam")
         if self.weight_decay < 0:
             raise ValueError(f"Adam: weight_decay must be >= 0, got {weight_decay!r}")
-        super().__init__(model)
+        super().__init__(model, frozen=frozen, lr_scale=lr_scale)
 
     def _hyperparameters(self) -> str:
         return f"lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay}"
 
-    def _update(self, key, p, g, state) -> None:
+    def _update(self, key, p, g, state, lr) -> None:
         beta1, beta2 = self.betas
         if not state:
             state["step"] = 0
@@ -391,6 +526,6 @@ class Adam(Optimizer):
         v += (1 - beta2) * g * g
         bias_correction1 = 1 - beta1**t
         bias_correction2 = 1 - beta2**t
-        step_size = self.lr / bias_correction1
+        step_size = lr / bias_correction1
         denom = np.sqrt(v) / bias_correction2**0.5 + self.eps
         p -= step_size * m / denom

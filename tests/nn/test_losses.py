@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from cvcourse.gradcheck import check_gradients
-from cvcourse.nn import CrossEntropyLoss, MSELoss, log_softmax, softmax
+from cvcourse.nn import CrossEntropyLoss, MSELoss, MultiMarginLoss, log_softmax, softmax
 
 
 def normal(shape, seed=0, scale=1.0):
@@ -148,3 +148,74 @@ def test_loss_backward_rejects_a_non_scalar_dloss():
     loss.forward(np.zeros(3), np.ones(3))
     with pytest.raises(TypeError, match="dloss must be a real number"):
         loss.backward(np.ones(3))
+
+
+# ------------------------------------------------------------------------- MultiMargin
+
+
+@pytest.mark.parametrize("margin", [1.0, 0.3, 2.5])
+@pytest.mark.parametrize("n, classes", [(1, 2), (7, 3), (16, 10)])
+def test_multi_margin_matches_torch_value_and_gradient(n, classes, margin):
+    logits, target = normal((n, classes), seed=n), labels(n, classes, seed=classes)
+    ref, ref_grad = torch_loss_and_grad(
+        lambda s, t: F.multi_margin_loss(s, t, margin=margin), logits, torch.from_numpy(target)
+    )
+    loss = MultiMarginLoss(margin)
+    assert loss.forward(logits, target) == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(loss.backward(), ref_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_multi_margin_at_the_hinge_has_torch_gradient():
+    # margin - s_y + s_j == 0 exactly for j = 1: torch's subgradient there is 0
+    logits, target = np.array([[2.0, 1.0, -5.0]]), np.array([0])
+    _, ref_grad = torch_loss_and_grad(F.multi_margin_loss, logits, torch.from_numpy(target))
+    loss = MultiMarginLoss()
+    assert loss.forward(logits, target) == 0.0
+    np.testing.assert_array_equal(loss.backward(), ref_grad)
+    np.testing.assert_array_equal(loss.backward(), np.zeros((1, 3)))
+
+
+def test_multi_margin_by_hand_is_the_cs231n_svm_loss_over_c():
+    # CS231n's example scores (cat 3.2, car 5.1, frog -1.7), true class cat, margin 1:
+    # max(0, 5.1 - 3.2 + 1) + max(0, -1.7 - 3.2 + 1) = 2.9; torch's mean over classes: 2.9 / 3
+    scores, target = np.array([[3.2, 5.1, -1.7]]), np.array([0])
+    loss = MultiMarginLoss()
+    assert loss.forward(scores, target) == pytest.approx(2.9 / 3, rel=1e-12)
+    np.testing.assert_allclose(loss.backward(), [[-1 / 3, 1 / 3, 0.0]], rtol=1e-12)
+
+
+def test_multi_margin_passes_gradcheck_and_scales_with_dloss():
+    target = labels(6, 4)
+    loss = MultiMarginLoss()
+
+    def grad_fn(dloss, logits):
+        loss.forward(logits, target)
+        return loss.backward(dloss)
+
+    report = check_gradients(
+        lambda s: loss.forward(s, target), normal((6, 4), scale=3), grad_fn=grad_fn
+    )
+    assert report, report
+    loss.forward(normal((6, 4)), target)
+    np.testing.assert_allclose(loss.backward(2.0), 2.0 * loss.backward(), rtol=1e-15)
+
+
+def test_multi_margin_float32_stays_float32():
+    loss = MultiMarginLoss()
+    loss.forward(normal((5, 3)).astype(np.float32), labels(5, 3))
+    assert loss.backward().dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "make, logits, target, error, match",
+    [
+        (lambda: MultiMarginLoss("1"), None, None, TypeError, "margin must be a real number"),
+        (lambda: MultiMarginLoss(np.inf), None, None, ValueError, "margin must be finite"),
+        (MultiMarginLoss, np.zeros((3, 4)), np.array([0, 1, 4]), ValueError, r"outside \[0, 4\)"),
+        (MultiMarginLoss, np.zeros((3, 4)), np.array([0.0, 1, 2]), TypeError, "integer class"),
+        (MultiMarginLoss, np.zeros(4), np.array([0]), ValueError, r"2-D \(N, C\)"),
+    ],
+)
+def test_multi_margin_rejects_bad_arguments(make, logits, target, error, match):
+    with pytest.raises(error, match=match):
+        make().forward(logits, target)

@@ -331,3 +331,155 @@ def test_parameter_whose_shape_changed_after_the_first_step_is_rejected():
 def test_repr_shows_the_hyperparameters():
     assert "momentum=0.9" in repr(SGD(TinyModel(), lr=0.1, momentum=0.9))
     assert repr(Adam(TinyModel())).startswith("Adam(lr=0.001, betas=(0.9, 0.999)")
+
+
+# --- transfer learning: frozen parameters and learning rates per layer ---------------------
+
+
+def layered_model(seed=0):
+    """A two-"layer" model with Sequential-style keys ("0.weight", "0.bias", "1.weight", ...)."""
+    rng = np.random.default_rng(seed)
+    shapes = {"0.weight": (4, 3), "0.bias": (4,), "1.weight": (2, 4), "1.bias": (2,)}
+    model = TinyModel()
+    model.params = {k: rng.standard_normal(s) for k, s in shapes.items()}
+    return model
+
+
+def run_groups_against_torch(make_ours, make_torch, frozen=(), steps=5, lr_changes=None):
+    """Same gradients to ours and to a torch optimizer built from parameter groups; frozen
+    keys get no gradient at all and must not move."""
+    model = layered_model()
+    before = {k: p.copy() for k, p in model.params.items()}
+    tensors = {k: torch.tensor(p.copy(), requires_grad=True) for k, p in model.params.items()}
+    ours = make_ours(model)
+    theirs = make_torch(tensors)
+    rng = np.random.default_rng(3)
+    for i in range(steps):
+        if lr_changes and i in lr_changes:
+            factor = lr_changes[i] / ours.lr
+            ours.lr = lr_changes[i]
+            for group in theirs.param_groups:
+                group["lr"] *= factor
+        grads = {k: rng.standard_normal(p.shape) for k, p in model.params.items()}
+        model.grads = {k: g.copy() for k, g in grads.items() if k not in frozen}
+        for k, t in tensors.items():
+            t.grad = torch.from_numpy(grads[k].copy())
+        ours.step()
+        theirs.step()
+        for k, t in tensors.items():
+            np.testing.assert_allclose(
+                model.params[k], t.detach().numpy(), rtol=1e-13, atol=1e-15, err_msg=f"{k}, {i}"
+            )
+    for k in frozen:
+        np.testing.assert_array_equal(model.params[k], before[k])
+        assert k not in ours.state
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (lambda m, **kw: SGD(m, lr=0.1, momentum=0.9, weight_decay=0.01, **kw), torch.optim.SGD),
+        (lambda m, **kw: Adam(m, lr=0.01, **kw), torch.optim.Adam),
+    ],
+    ids=["sgd", "adam"],
+)
+def test_frozen_layer_and_scaled_lr_match_torch_parameter_groups(ours, theirs):
+    defaults = (
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}
+        if theirs is torch.optim.SGD
+        else {"lr": 0.01}
+    )
+    lr = defaults["lr"]
+
+    def torch_groups(t):
+        # layer 0 frozen (left out, as requires_grad=False parameters); 1.weight at lr * 0.1
+        return theirs(
+            [{"params": [t["1.weight"]], "lr": lr * 0.1}, {"params": [t["1.bias"]]}], **defaults
+        )
+
+    run_groups_against_torch(
+        lambda m: ours(m, frozen=["0"], lr_scale={"1.weight": 0.1}),
+        torch_groups,
+        frozen=("0.weight", "0.bias"),
+        lr_changes={3: lr / 4},  # a schedule scales every group alike
+    )
+
+
+def test_longest_name_wins_and_lr_of_reports_each_parameter():
+    opt = SGD(layered_model(), lr=0.2, lr_scale={"1": 0.5, "1.bias": 3.0})
+    assert opt.lr_of("1.weight") == pytest.approx(0.1)
+    assert opt.lr_of("1.bias") == pytest.approx(0.6)
+    assert opt.lr_of("0.weight") == pytest.approx(0.2)
+    assert opt.lr_scale == {"1.weight": 0.5, "1.bias": 3.0}
+    with pytest.raises(KeyError, match="not a parameter key"):
+        opt.lr_of("2.weight")
+
+
+def test_gradual_unfreezing_keeps_going_from_the_frozen_values():
+    model = layered_model()
+    opt = SGD(model, lr=0.1, frozen=["0"])
+    assert opt.frozen == ("0.bias", "0.weight")
+    model.grads = {k: np.ones_like(p) for k, p in model.params.items()}
+    w0 = model.params["0.weight"].copy()
+    opt.step()
+    np.testing.assert_array_equal(model.params["0.weight"], w0)
+    opt.unfreeze("0.weight")
+    opt.step()
+    np.testing.assert_allclose(model.params["0.weight"], w0 - 0.1)
+    np.testing.assert_array_equal(model.params["0.bias"], layered_model().params["0.bias"])
+    opt.freeze("0")
+    assert opt.frozen == ("0.bias", "0.weight")
+    assert "frozen=['0.bias', '0.weight']" in repr(opt)
+
+
+def test_frozen_sequential_layer_trains_like_a_head_on_precomputed_features():
+    # Freezing the first layers of a network is training the rest on their (fixed) output.
+    from cvcourse.nn import CrossEntropyLoss, Linear, ReLU, Sequential, fit
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 5)), rng.integers(0, 3, 40)
+    body = Linear(5, 8, dtype=np.float64, seed=0)
+    net = Sequential(body, ReLU(), Linear(8, 3, dtype=np.float64, seed=1))
+    head = Linear(8, 3, dtype=np.float64, seed=1)
+    w_body = body.params["weight"].copy()
+    batches = [(x[i : i + 10], y[i : i + 10]) for i in range(0, 40, 10)]
+    feature_batches = [(np.maximum(body.forward(a), 0), b) for a, b in batches]
+    fit(
+        net, CrossEntropyLoss(), Adam(net, lr=0.05, frozen=["0"]), batches, epochs=3, progress=False
+    )
+    fit(head, CrossEntropyLoss(), Adam(head, lr=0.05), feature_batches, epochs=3, progress=False)
+    np.testing.assert_array_equal(body.params["weight"], w_body)
+    np.testing.assert_allclose(net[2].params["weight"], head.params["weight"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"frozen": ["2"]}, ValueError, r"'2' names no parameter; the keys are \['0.weight'"),
+        ({"frozen": ["0.w"]}, ValueError, "names no parameter"),  # a prefix stops at a dot
+        ({"frozen": [0]}, TypeError, "parameter keys or layer prefixes"),
+        ({"frozen": 0}, TypeError, "frozen must be a list"),
+        ({"frozen": ["0", "1"]}, ValueError, "would freeze every parameter"),
+        ({"lr_scale": {"1": 0.0}}, ValueError, r"must be > 0.*freeze them"),
+        ({"lr_scale": {"1": -1}}, ValueError, "must be > 0"),
+        ({"lr_scale": {"1": "0.1"}}, TypeError, "must be a real number"),
+        ({"lr_scale": {"1": float("nan")}}, ValueError, "must be finite"),
+        ({"lr_scale": {"x": 0.1}}, ValueError, "names no parameter"),
+        ({"lr_scale": [("1", 0.1)]}, TypeError, "lr_scale must be a dict"),
+    ],
+)
+@pytest.mark.parametrize("make", [SGD, Adam], ids=["sgd", "adam"])
+def test_frozen_and_lr_scale_are_validated(make, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make(layered_model(), lr=0.1, **kwargs)
+
+
+def test_a_single_string_freezes_that_layer_and_missing_frozen_grads_are_fine():
+    model = layered_model()
+    opt = Adam(model, frozen="1")
+    assert opt.frozen == ("1.bias", "1.weight")
+    model.grads = {"0.weight": np.ones((4, 3)), "0.bias": np.ones(4)}  # none for layer 1
+    opt.step()
+    model.grads = {"0.weight": np.ones((4, 3))}
+    with pytest.raises(ValueError, match=r"no gradient for \['0.bias'\]"):
+        opt.step()
