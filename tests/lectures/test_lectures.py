@@ -8,11 +8,19 @@ Each lecture must
   use the library functions and constructions it teaches;
 - have exercises with answers in cells tagged ``instructor`` (removed by the release step),
   and no student-visible cell may depend on a name that only an instructor cell defines;
+- from lecture 4 on (whichever of those lectures exist), give every exercise a student cell
+  (a code cell holding only comments, or a markdown cell asking for "your answer") after its
+  statement and before its first instructor cell, so the released lecture has a place to
+  answer;
 - execute top to bottom with nbclient (kernel python3, timeout 120 s per cell, working
   directory course/lectures) without errors and without Python warnings in its output.
 
 Lecture 4 also computes AlexNet's parameter table layer by layer from the formulas; its
 total must equal the parameter count of the torch model (62,378,344, the course's table).
+
+Numbers quoted by the prose are asserted by the cells that print them (the execution test
+runs those asserts); lecture 5's Exercise 3, which once named channels its seeded output did
+not keep, is also compared here with the printed output.
 """
 
 from __future__ import annotations
@@ -185,6 +193,11 @@ EXPECTED = {
     },
 }
 NAMES = sorted(EXPECTED)
+# Lectures from 4 on must give every exercise a student cell; this picks up any that exist
+# (lecture 7 included once it is written), whether or not EXPECTED lists them yet.
+STUDENT_CELL_LECTURES = sorted(
+    p.name for p in LECTURES.glob("[0-9][0-9]_*.ipynb") if int(p.name[:2]) >= 4
+)
 
 
 def _read(name):
@@ -203,6 +216,41 @@ def _headings(nb) -> list[str]:
 
 def _is_instructor(cell) -> bool:
     return INSTRUCTOR in cell.get("metadata", {}).get("tags", [])
+
+
+def _is_exercise(cell) -> bool:
+    """An exercise statement: a markdown cell opening with "**Exercise <number>" (a title that
+    only mentions how exercises are marked is not one)."""
+    return cell.cell_type == "markdown" and bool(re.match(r"\s*\*\*Exercise \d", cell.source))
+
+
+def _is_student_cell(cell) -> bool:
+    """A place for the student to answer: a code cell with no statements (only comments,
+    e.g. "# Exercise 2: your code here."), or a markdown cell asking for the answer."""
+    if _is_instructor(cell) or _is_exercise(cell):
+        return False
+    if cell.cell_type == "code":
+        return not ast.parse(cell.source).body
+    return cell.cell_type == "markdown" and "your answer" in cell.source.lower()
+
+
+def _exercises_without_student_cell(nb) -> list[str]:
+    """The exercises (by cell id) not followed by a student cell before the next instructor
+    cell, the next exercise, the next section heading or the end of the notebook."""
+    missing = []
+    for i, cell in enumerate(nb.cells):
+        if not _is_exercise(cell):
+            continue
+        for later in nb.cells[i + 1 :]:
+            if _is_student_cell(later):
+                break
+            heading = later.cell_type == "markdown" and later.source.lstrip().startswith("#")
+            if _is_instructor(later) or _is_exercise(later) or heading:
+                missing.append(cell.id)
+                break
+        else:
+            missing.append(cell.id)
+    return missing
 
 
 def _defined(tree: ast.AST) -> set[str]:
@@ -348,6 +396,47 @@ def test_exercises_have_instructor_answers_that_students_do_not_depend_on(name):
             assert not leaked, f"{name}: cell {c.id} uses {leaked}, defined only in answers"
 
 
+def test_student_cell_check_finds_an_exercise_with_nowhere_to_answer():
+    # A hand-built notebook: exercise 1 has a student cell, 2 goes straight to its answer,
+    # 3 has only a (non-empty) given code cell before its answer, 4 ends the notebook; a title
+    # that only mentions exercises is not one.
+    v4 = nbformat.v4
+    cells = [
+        v4.new_markdown_cell("# Lecture\n\nExercises are marked **Exercise**."),
+        v4.new_markdown_cell("**Exercise 1.** ..."),
+        v4.new_code_cell("# Exercise 1: your code here."),
+        v4.new_code_cell("answer = 1", metadata={"tags": [INSTRUCTOR]}),
+        v4.new_markdown_cell("**Exercise 2.** ..."),
+        v4.new_markdown_cell("*Answer.* ...", metadata={"tags": [INSTRUCTOR]}),
+        v4.new_markdown_cell("*Your answer to Exercise 2 (double-click to edit):*"),
+        v4.new_markdown_cell("**Exercise 3.** ..."),
+        v4.new_code_cell("given = 2  # code the exercise hands out"),
+        v4.new_code_cell("answer = 3", metadata={"tags": [INSTRUCTOR]}),
+        v4.new_markdown_cell("## Next section"),
+        v4.new_markdown_cell("**Exercise 4.** ..."),
+    ]
+    for n, c in enumerate(cells):
+        c.id = f"cell-{n}"
+    nb = v4.new_notebook(cells=cells)
+    assert _exercises_without_student_cell(nb) == ["cell-4", "cell-7", "cell-11"]
+    # A markdown answer cell counts, and a given cell may come before the student cell.
+    cells[6], cells[5] = cells[5], cells[6]
+    cells.insert(9, v4.new_code_cell("# Exercise 3: your fix here."))
+    cells[9].id = "cell-3-student"
+    assert _exercises_without_student_cell(v4.new_notebook(cells=cells)) == ["cell-11"]
+
+
+@pytest.mark.parametrize("name", STUDENT_CELL_LECTURES)
+def test_every_exercise_has_a_student_cell_before_its_answer(name):
+    nb = _read(name)
+    assert any(_is_exercise(c) for c in nb.cells), f"{name}: no exercises found"
+    missing = _exercises_without_student_cell(nb)
+    assert not missing, (
+        f"{name}: exercises {missing} have no student cell (a code cell of comments only, or "
+        "a markdown cell asking for 'your answer') before their instructor cell"
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_lecture_executes_top_to_bottom(name):
@@ -398,3 +487,22 @@ def test_alexnet_table_total_equals_the_torch_model():
     assert counted, "the torch cell prints the model's parameter count"
     torch_total = int(counted.group(1).replace(",", ""))
     assert table_total == torch_total == ALEXNET_PARAMETERS
+
+
+@pytest.mark.slow
+def test_lecture_5_exercise_3_names_the_channels_its_seeded_cell_keeps():
+    # The class of error issue 10 found: prose quoting a seeded output it does not match.
+    nb, _ = _executed("05_training.ipynb")
+    cells = {c.id: c for c in nb.cells}
+    printed = re.search(r"surviving channels: \[([\d, ]+)\]", _text(cells["dropout2d"]))
+    assert printed, "the dropout2d cell prints the surviving channels"
+    kept = [int(v) for v in printed.group(1).split(",")]
+    prose = cells["dropout2d-ex-md"].source
+    named = re.search(
+        r"channels (\d+) and (\d+) were dropped and the surviving channels\s+"
+        r"(\d+) and (\d+)",
+        prose,
+    )
+    assert named, f"Exercise 3 names the dropped and kept channels:\n{prose}"
+    dropped, survived = [int(v) for v in named.groups()[:2]], [int(v) for v in named.groups()[2:]]
+    assert survived == kept and not set(dropped) & set(kept)
