@@ -191,6 +191,32 @@ EXPECTED = {
         ],
         "needs_torch": False,
     },
+    "07_transfer_learning.ipynb": {
+        "sections": [
+            "Two tasks: plenty of data and little",
+            "Pretraining on the source task",
+            "Features from a pretrained network",
+            "Scratch, frozen features, fine-tuning",
+            "Accuracy against the size of the target set",
+            "Learning rates per layer",
+            "When transfer does not help",
+            "When to transfer, and how much",
+            "Summary",
+        ],
+        "widgets": ["training_monitor"],
+        "calls": [
+            "load_shapes(",
+            "load_digits(",
+            "nn.fit(",
+            "nn.save(",
+            "load_state_dict(",
+            'frozen=["0", "3"]',
+            "lr_scale=",
+            ".unfreeze(",
+            "def learning_curves(",
+        ],
+        "needs_torch": False,
+    },
 }
 NAMES = sorted(EXPECTED)
 # Lectures from 4 on must give every exercise a student cell; this picks up any that exist
