@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from ..gradcheck import GradCheckReport
@@ -100,14 +102,16 @@ class GradCheckView(Explorer):
         )
         bar = fig.colorbar(image, ax=ax, shrink=0.9)
         bar.set_label("|a - n| / max(|a|, |n|, floor)")
-        ticks, names = [], []
-        for value, name in zip(self.report.thresholds, _ZONES[:3], strict=True):
+        for value in self.report.thresholds:
             bar.ax.axhline(value, color="black", linewidth=1.2)
-            ticks.append(value)
-            names.append(f"{value:g}: {name} below")
-        bar.set_ticks([self.lower, *ticks, _TOP], labels=[f"{self.lower:.0e}", *names, "2 (max)"])
-        bar.ax.tick_params(labelsize=8)
+        # The thresholds as numbers on the lines, each zone's name inside its own band (a
+        # label on a line, like "0.01: suspicious below", can be read as either side).
+        (edges, numbers), (middles, names) = colour_bar_labels(self.report.thresholds, self.lower)
+        bar.set_ticks(edges, labels=numbers)
         bar.ax.minorticks_off()
+        bar.ax.yaxis.set_ticks(middles, labels=names, minor=True)
+        bar.ax.tick_params(labelsize=8)
+        bar.ax.tick_params(which="minor", length=0, labelsize=8, labelcolor="#333333")
         self.show_message(self._summary(check))
         return fig
 
@@ -129,6 +133,39 @@ class GradCheckView(Explorer):
         if check.hint:
             text += f"<br>{check.hint}"
         return text
+
+
+def colour_bar_labels(thresholds, lower: float, top: float = _TOP):
+    """Where the colour bar of relative errors gets its labels, and what they say.
+
+    Returns ``((edges, numbers), (middles, names))``: the zone boundaries ``lower``, the
+    three thresholds and ``top``, labelled with their values; and one position per zone
+    (the geometric middle of its band, so it sits inside the band on the log scale),
+    labelled with the zone's name and range, e.g. ``"ok: 1e-7 to 1e-4"``.
+    """
+    bounds = [float(lower), *(float(t) for t in thresholds), float(top)]
+    if len(bounds) != 5 or not all(a < b for a, b in pairwise(bounds)):
+        raise ValueError(
+            f"colour_bar_labels: need lower < three increasing thresholds < top, got {bounds}"
+        )
+    numbers = [_short(v) for v in bounds[:-1]] + [f"{_short(top)} (max)"]
+    middles = [float(np.sqrt(a * b)) for a, b in pairwise(bounds)]
+    good, ok, suspicious = (_short(t) for t in bounds[1:4])
+    names = [
+        f"good: below {good}",
+        f"ok: {good} to {ok}",
+        f"suspicious: {ok} to {suspicious}",
+        f"wrong: {suspicious} and above",
+    ]
+    return (bounds, numbers), (middles, names)
+
+
+def _short(value: float) -> str:
+    """1e-07 -> "1e-7", 0.01 -> "1e-2", 2.0 -> "2": one significant digit."""
+    if 1 <= value < 1000:
+        return f"{value:.1g}"
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _kink_map(check) -> np.ndarray:

@@ -80,7 +80,8 @@ class PatternMatching(Explorer):
     Arrays (recomputed on every change):
         image: the current binary image, int64 ``(H, W)``.
         pattern: the current pattern, int64 ``(3, 3)``.
-        correlation: ``(H - 2, W - 2)`` float64, ``C[y, x] = sum_{i,j} P[i, j] I[y+i, x+j]``.
+        correlation: ``(H - 2, W - 2)`` float64, the output
+            ``O[i, j] = sum_{u,v} I[i+u, j+v] K[u, v]`` (image ``I``, pattern ``K``).
         maxima: the ``(row, col)`` cells of ``correlation`` holding its maximum (all ties).
         max_value: that maximum.
         window_cell: ``(row, col)`` of the window selected by ``window``.
@@ -142,7 +143,7 @@ class PatternMatching(Explorer):
                         self.pattern_select,
                         self.window,
                         widgets.HTML(
-                            "C[y, x] = &Sigma;<sub>i,j</sub> P[i, j] &middot; I[y + i, x + j]"
+                            "O[i, j] = &Sigma;<sub>u,v</sub> I[i + u, j + v] &middot; K[u, v]"
                             "<br>(slide the pattern over the image; no padding)"
                         ),
                     ]
@@ -222,7 +223,7 @@ class PatternMatching(Explorer):
             vmin=-1.6,
             vmax=1.6,
             fmt="{:+.0f}",
-            title="pattern P",
+            title="pattern K",
             labels=False,
         )
         draw_grid(
@@ -232,7 +233,7 @@ class PatternMatching(Explorer):
             vmin=-1.6,
             vmax=1.6,
             fmt="{:g}",
-            title=f"I[window] x P, sum = {self.products.sum():g}",
+            title=f"I[window] x K, sum = {self.products.sum():g}",
             labels=False,
         )
         draw_grid(
@@ -240,7 +241,7 @@ class PatternMatching(Explorer):
             self.correlation,
             cmap="viridis",
             fmt="{:.0f}",
-            title=f"correlation C (max {self.max_value:g})",
+            title=f"output O (max {self.max_value:g})",
         )
         outline_cells(axes[3], self.maxima, "#e8590c", linewidth=3)
         outline_cells(axes[3], [self.window_cell], "#1971c2", linewidth=2, inset=0.12)
@@ -266,11 +267,12 @@ def pattern_matching(image=None, *, pattern: str = "cross (+1/-1)") -> PatternMa
     """Find crosses and noughts in a binary image by sliding a 3x3 pattern over it.
 
     The intro lecture's intuition for convolution: for every 3x3 window of the image ``I``,
-    multiply it elementwise with the pattern ``P`` and add everything up,
+    multiply it elementwise with the pattern ``K`` and add everything up (the lecture's names:
+    image ``I``, pattern ``K``, output ``O``),
 
-        C[y, x] = sum_{i, j} P[i, j] * I[y + i, x + j]        (cross-correlation, no padding)
+        O[i, j] = sum_{u, v} I[i + u, j + v] * K[u, v]        (cross-correlation, no padding)
 
-    The larger ``C[y, x]``, the more the window looks like the pattern; the maxima (marked
+    The larger ``O[i, j]``, the more the window looks like the pattern; the maxima (marked
     in orange, all of them when tied) are where the shape is. With ``+1`` for ink and
     ``-1`` for must-be-empty, a perfect cross scores 5 and a perfect nought 8; the
     ``0/1`` patterns show why the ``-1`` entries matter. On the lecture's 7x7 slide the

@@ -9,6 +9,7 @@ from cvcourse.gradcheck import check_gradients
 from cvcourse.nn import Conv2d
 from cvcourse.widgets import gradcheck_view
 from cvcourse.widgets.drawing import mosaic
+from cvcourse.widgets.errors import colour_bar_labels
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +60,32 @@ def test_invalid_arguments(report):
         gradcheck_view({"x": np.zeros(3)})
     with pytest.raises(ValueError, match="no tensors"):
         gradcheck_view(type(report)((), report.thresholds, report.h, 0))
+
+
+def test_colour_bar_names_each_zone_inside_its_band(report):
+    # The zone names sit between the threshold lines that bound them, with both bounds in
+    # the label, instead of on a line ("0.01: suspicious below" read either way).
+    (edges, numbers), (middles, names) = colour_bar_labels((1e-7, 1e-4, 1e-2), 1e-9)
+    assert edges == [1e-9, 1e-7, 1e-4, 1e-2, 2.0]
+    assert numbers == ["1e-9", "1e-7", "1e-4", "1e-2", "2 (max)"]
+    assert names == [
+        "good: below 1e-7",
+        "ok: 1e-7 to 1e-4",
+        "suspicious: 1e-4 to 1e-2",
+        "wrong: 1e-2 and above",
+    ]
+    for low, middle, high in zip(edges, middles, edges[1:], strict=False):
+        assert low < middle < high
+    with pytest.raises(ValueError, match="increasing"):
+        colour_bar_labels((1e-4, 1e-7, 1e-2), 1e-9)
+
+    # The drawn colour bar carries them: numbers on the lines, names inside the bands.
+    w = gradcheck_view(report)
+    bar = w._draw().axes[-1]
+    (edges, numbers), (_, names) = colour_bar_labels(report.thresholds, w.lower)
+    assert [t.get_text() for t in bar.get_yticklabels()] == numbers
+    assert list(bar.get_yticks()) == pytest.approx(edges)
+    drawn = {t.get_text(): t.get_position()[1] for t in bar.get_yticklabels(minor=True)}
+    assert list(drawn) == names
+    for (name, y), low, high in zip(drawn.items(), edges, edges[1:], strict=False):
+        assert low < y < high, f"{name!r} drawn at {y}, outside its band {low}..{high}"

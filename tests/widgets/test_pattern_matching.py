@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipywidgets as widgets
 import numpy as np
 import pytest
 
@@ -91,3 +92,20 @@ def test_own_image_and_errors():
         pattern_matching(np.zeros((13, 13)))
     with pytest.raises(ValueError, match="pattern"):
         pattern_matching(pattern="star")
+
+
+def _html_texts(widget):
+    """The text of every HTML widget inside ``widget``'s tree of boxes."""
+    if isinstance(widget, widgets.HTML):
+        return [widget.value]
+    return [text for child in getattr(widget, "children", ()) for text in _html_texts(child)]
+
+
+def test_it_names_image_pattern_and_output_as_lecture_2_does():
+    # Lecture 2 writes O[i, j] = sum_{u,v} I[i + u, j + v] K[u, v]: image I, kernel K, output O.
+    w = pattern_matching()
+    formula = [t for t in _html_texts(w) if "&Sigma;" in t]
+    assert formula and "O[i, j]" in formula[0] and "K[u, v]" in formula[0], formula
+    assert not any("P[" in t or "C[" in t for t in _html_texts(w))
+    titles = [ax.get_title() for ax in w._draw().axes]
+    assert titles == ["image I", "pattern K", "I[window] x K, sum = -1", "output O (max 4)"]
