@@ -175,12 +175,12 @@ def test_multi_margin_at_the_hinge_has_torch_gradient():
     np.testing.assert_array_equal(loss.backward(), np.zeros((1, 3)))
 
 
-def test_multi_margin_by_hand_is_the_cs231n_svm_loss_over_c():
-    # CS231n's example scores (cat 3.2, car 5.1, frog -1.7), true class cat, margin 1:
-    # max(0, 5.1 - 3.2 + 1) + max(0, -1.7 - 3.2 + 1) = 2.9; torch's mean over classes: 2.9 / 3
-    scores, target = np.array([[3.2, 5.1, -1.7]]), np.array([0])
+def test_multi_margin_by_hand_is_the_svm_loss_of_the_notes_over_c():
+    # scores 1.0, 2.5, -0.4 with class 0 true, margin 1: the SVM loss of the CS231n notes is
+    # max(0, 2.5 - 1.0 + 1) + max(0, -0.4 - 1.0 + 1) = 2.5; torch's mean over classes: 2.5 / 3
+    scores, target = np.array([[1.0, 2.5, -0.4]]), np.array([0])
     loss = MultiMarginLoss()
-    assert loss.forward(scores, target) == pytest.approx(2.9 / 3, rel=1e-12)
+    assert loss.forward(scores, target) == pytest.approx(2.5 / 3, rel=1e-12)
     np.testing.assert_allclose(loss.backward(), [[-1 / 3, 1 / 3, 0.0]], rtol=1e-12)
 
 
