@@ -7,6 +7,10 @@ in the box, and implements ``_compute()`` (the numbers) and ``_draw()`` (the pic
 Changing any control calls :meth:`Explorer.refresh`, which recomputes and redraws; several
 changes made inside ``with explorer.hold():`` are refreshed once, at the end.
 
+Displayed, an explorer's output holds its current picture as ``image/png`` beside the widget
+view, so a notebook executed and saved without a running widget manager (nbconvert, a release
+of the lectures, a reader with scripts blocked) still shows what the widget drew.
+
 An exception raised while refreshing never escapes into the notebook's event loop (where
 JupyterLab would hide it in the log console): it is shown in ``.message`` and kept in
 ``.last_error`` (``None`` after a successful refresh), which the tests check.
@@ -14,6 +18,7 @@ JupyterLab would hide it in the log console): it is shown in ``.message`` and ke
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html
 import numbers
@@ -53,6 +58,14 @@ class Explorer(widgets.VBox):
         self._holding = 0
         self._pending = False
         super().__init__(children=[*controls, self.message, self.view, *extra])
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget view, plus the current picture as ``image/png`` when there is one."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        png = bytes(self.view.value)
+        if bundle is not None and png:
+            bundle["image/png"] = base64.b64encode(png).decode("ascii")
+        return bundle
 
     # --- refresh machinery -------------------------------------------------------------------
 
