@@ -16,6 +16,7 @@
     cvgrade report [--out DIR]              pass rates, histogram, HTML summary
     cvgrade run ASSIGNMENT [SOURCE]         collect -> autograde -> feedback -> export -> report
     cvgrade release-lectures [LECTURE ...]  executed notebooks, HTML and slides for students
+                                            offline pages; --single-file: one page each
 
 Every step can be re-run and gives the same result. ``--course`` selects the course folder
 (default: ./course, or the nearest folder upward with nbgrader_config.py).
@@ -265,6 +266,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("lectures", nargs="*", help="default: every lecture")
     p.add_argument("--out", type=Path, help="folder (default: <course>/release/lectures)")
     p.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
+    p.add_argument(
+        "--single-file",
+        action="store_true",
+        help="inline MathJax, reveal.js and the widget manager into each page (LMS upload)",
+    )
     return parser
 
 
@@ -295,10 +301,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             report(course, args.out)
         elif args.command == "release-lectures":
-            from grader.lectures import release_lectures
+            from grader.assets import human
+            from grader.lectures import assets_size, release_lectures
 
-            for path in release_lectures(course, args.lectures, args.out, timeout=args.timeout):
-                print(f"released {path.stem} -> {path} (+ .ipynb, .slides.html)")
+            released = release_lectures(
+                course, args.lectures, args.out, timeout=args.timeout, single_file=args.single_file
+            )
+            for lecture in released:
+                sizes = ", ".join(f"{name} {human(n)}" for name, n in lecture.sizes.items())
+                print(f"released {lecture.html.stem} -> {lecture.html.parent}: {sizes}")
+            if released and not args.single_file:
+                shared = assets_size(released[0].html.parent)
+                print(f"shared assets/ (MathJax, reveal.js, widget manager): {human(shared)}")
         elif args.command == "run":
             course.check_assignment(args.assignment)
             if args.source:
