@@ -1,4 +1,4 @@
-"""The six lecture notebooks of course/lectures/.
+"""The lecture notebooks of course/lectures/ (every one listed in EXPECTED).
 
 Each lecture must
 
@@ -345,7 +345,7 @@ def _text(cell) -> str:
     return "".join(parts)
 
 
-def test_the_six_lectures_exist():
+def test_the_lectures_exist():
     missing = [name for name in NAMES if not (LECTURES / name).is_file()]
     assert not missing, f"missing lectures: {missing}"
 
