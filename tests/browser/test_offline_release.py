@@ -6,7 +6,8 @@ course: once as pages beside a shared ``assets/`` folder, once ``--single-file``
 is opened from disk with every request that is not ``file://`` aborted and recorded. On each
 page and slide deck:
 
-- no request left the machine (the list of aborted requests is empty);
+- no request left the machine (the list of aborted requests is empty) and no script raised
+  (the widget manager typesets labels through MathJax 2's API, which the page answers);
 - formulas are typeset: MathJax's SVG output (``mjx-container``) is present and no ``$$``
   is left in the text of the Markdown cells;
 - the widgets come alive (the widget manager draws a live widget whose picture loaded);
@@ -77,9 +78,13 @@ def browser():
 
 
 def _open(browser, path: Path, *, scripts: bool = True):
-    """A page showing ``path`` with every non-file request aborted; (page, aborted URLs)."""
+    """A page showing ``path`` with every non-file request aborted.
+
+    Returns (page, aborted URLs, uncaught script errors), the lists filled as the page runs.
+    """
     context = browser.new_context(java_script_enabled=scripts)
     aborted: list[str] = []
+    errors: list[str] = []
 
     def block(route):
         aborted.append(route.request.url)
@@ -87,8 +92,9 @@ def _open(browser, path: Path, *, scripts: bool = True):
 
     context.route(lambda url: not url.startswith("file://"), block)
     page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(path.as_uri(), wait_until="load")
-    return page, aborted
+    return page, aborted, errors
 
 
 def _typeset(page) -> None:
@@ -153,23 +159,25 @@ def _slides_advance(page) -> None:
 
 @pytest.mark.parametrize("kind", ["assets", "single"])
 def test_lecture_page_works_offline(browser, releases, kind):
-    page, aborted = _open(browser, releases[kind] / f"{LECTURE}.html")
+    page, aborted, errors = _open(browser, releases[kind] / f"{LECTURE}.html")
     try:
         _typeset(page)
         _live_widgets(page)
         assert aborted == [], f"the page asked the network for {aborted}"
+        assert errors == [], errors
     finally:
         page.context.close()
 
 
 @pytest.mark.parametrize("kind", ["assets", "single"])
 def test_slides_work_offline(browser, releases, kind):
-    page, aborted = _open(browser, releases[kind] / f"{LECTURE}.slides.html")
+    page, aborted, errors = _open(browser, releases[kind] / f"{LECTURE}.slides.html")
     try:
         _typeset(page)
         _live_widgets(page)
         _slides_advance(page)
         assert aborted == [], f"the deck asked the network for {aborted}"
+        assert errors == [], errors
     finally:
         page.context.close()
 
@@ -177,7 +185,7 @@ def test_slides_work_offline(browser, releases, kind):
 @pytest.mark.parametrize("kind", ["assets", "single"])
 @pytest.mark.parametrize("name", [f"{LECTURE}.html", f"{LECTURE}.slides.html"])
 def test_widgets_show_their_picture_without_scripts(browser, releases, kind, name):
-    page, aborted = _open(browser, releases[kind] / name, scripts=False)
+    page, aborted, _ = _open(browser, releases[kind] / name, scripts=False)
     try:
         _saved_pictures(page)
         assert aborted == []
