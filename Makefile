@@ -5,6 +5,9 @@
 #   make lab    set up, then start JupyterLab on course/
 #   make bench  set up, then print the kernel benchmark against torch
 #   make bench-grading   seconds per submission and per class, --jobs 1 vs 2
+#   make hub    (as root) build the hub's venvs and proxy under .hub/, then start a local course
+#               hub on 127.0.0.1:$(HUB_PORT) with demo users; Ctrl-C stops it
+#   make bench-hub   the whole hub cycle timed for 3 and 30 students
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -14,7 +17,7 @@ STAMP  := $(VENV)/.cvcourse-installed
 # Tests under NUMBA_BOUNDSCHECK compile a second copy of every kernel: keep that cache apart.
 BOUNDSCHECK_CACHE := $(VENV)/numba-boundscheck-cache
 
-.PHONY: setup demo test lab bench bench-grading clean
+.PHONY: setup demo test lab bench bench-grading hub hub-install bench-hub clean
 
 setup: $(STAMP)
 
@@ -39,6 +42,9 @@ test: setup
 	@# The browser test drives Debian's chromium: install it if it is missing.
 	bash scripts/install-browser.sh
 	bash scripts/install-sandbox.sh
+	@# The hub tests (tests/hub/) need the hub's venvs and proxy; they skip, saying why, if
+	@# this cannot be built here (no npm, not root).
+	bash scripts/install-hub.sh || echo "hub software not installed: tests/hub/ will skip"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -57,6 +63,23 @@ bench: setup
 bench-grading: setup
 	bash scripts/install-sandbox.sh
 	$(PY) bench/bench_grading.py
+
+# The hub's software lives in .hub/ (scripts/install-hub.sh): venvs built from the system's
+# Python 3.11 (every user's server must be able to read them) and configurable-http-proxy
+# from npm; nothing is installed globally. deploy/jupyterhub/hubctl.py sets up users, the
+# course copy, the exchange and the config, and stops the hub and the proxy on Ctrl-C.
+HUB_PORT ?= 8000
+
+hub-install:
+	bash scripts/install-hub.sh
+
+hub: hub-install
+	bash scripts/install-sandbox.sh
+	.hub/venv/bin/python deploy/jupyterhub/hubctl.py run --port $(HUB_PORT)
+
+bench-hub: setup hub-install
+	bash scripts/install-sandbox.sh
+	$(PY) bench/bench_hub.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
