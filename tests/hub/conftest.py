@@ -113,34 +113,10 @@ PLANTED = "kernel-flipped"  # grader/planted/a3_conv_pool.py
 ROLES = {"student1": "solution", "student2": PLANTED, "student3": "blank"}
 
 
-def fillings(source_path: Path) -> dict:
-    """student -> function turning the fetched notebook into what that student submits."""
-    import nbformat
-
-    from grader.notebooks import load, with_mistake
-    from grader.planted import mistakes_for
-    from grader.simulate import student_version
-
-    source = load(source_path)
-    (mistake,) = [m for m in mistakes_for(ASSIGNMENT) if m.student == PLANTED]
-
-    def solution(fetched):
-        return student_version(source, nbformat.from_dict(fetched))
-
-    def planted(fetched):
-        return with_mistake(solution(fetched), mistake)
-
-    def blank(fetched):
-        return fetched
-
-    made = {"solution": solution, PLANTED: planted, "blank": blank}
-    return {student: made[role] for student, role in ROLES.items()}
-
-
 @pytest.fixture(scope="session")
 def cycle(hub):
     """The whole course cycle through the hub, as its users; (settings, client, Cycle)."""
-    from tests.hub.driver import run_cycle
+    from tests.hub.driver import fillings, run_cycle
 
     settings, client, _ = hub
     receipts = settings.course_root / "receipts" / ASSIGNMENT
@@ -158,7 +134,7 @@ def cycle(hub):
         course_root=str(settings.course_root),
         assignment=ASSIGNMENT,
         notebook=NOTEBOOK,
-        fillings=fillings(REPO / "course" / "assignments" / ASSIGNMENT / NOTEBOOK),
+        fillings=fillings(REPO / "course" / "assignments" / ASSIGNMENT / NOTEBOOK, ROLES),
         receipts_seen=receipts_seen,
     )
     print("hub cycle, seconds per step:", {k: round(v, 1) for k, v in done.seconds.items()})

@@ -278,3 +278,55 @@ def run_cycle(
                 raise RuntimeError(f"{student} fetched {len(pages)} feedback pages, not 1")
             cycle.feedback[student] = pages[0]
     return cycle
+
+
+def fillings(source_path: Path, roles: dict[str, str]) -> dict:
+    """student -> function turning the fetched notebook (a dict) into what that student
+    submits. A role is ``"solution"`` (the instructor's solution cells), ``"blank"`` (the
+    notebook as fetched) or the name of a planted mistake of the assignment
+    (grader/planted/)."""
+    import nbformat
+
+    from grader.notebooks import load, with_mistake
+    from grader.planted import mistakes_for
+    from grader.simulate import student_version
+
+    source = load(source_path)
+    assignment = source_path.parent.name
+    mistakes = {m.student: m for m in mistakes_for(assignment)}
+
+    def solution(fetched):
+        return student_version(source, nbformat.from_dict(fetched))
+
+    def make(role: str):
+        if role == "solution":
+            return solution
+        if role == "blank":
+            return lambda fetched: fetched
+        mistake = mistakes[role]
+        return lambda fetched: with_mistake(solution(fetched), mistake)
+
+    return {student: make(role) for student, role in roles.items()}
+
+
+def server_memory_mib(pid: int) -> float:
+    """Resident memory of a server and its children (MiB), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024

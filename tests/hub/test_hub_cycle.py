@@ -109,6 +109,12 @@ def test_students_reach_the_assignments_tab_and_not_the_formgrader(cycle):
     # The formgrader service: the TA yes, a student no (the hub's roles).
     assert ta.get(f"/services/{COURSE}/api/status").status_code == 200
     assert student.get(f"/services/{COURSE}/api/status").status_code == 403
+    # Only the formgrader may be framed, by its own origin (its panel is an iframe, nbgrader
+    # #1870); a student's server keeps JupyterHub's frame-ancestors 'none'.
+    policy = ta.get(f"/services/{COURSE}/formgrader").headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self'" in policy
+    policy = student.get("/user/student1/lab").headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
     # Another student's server: no.
     assert student.contents(f"{COURSE}/{ASSIGNMENT}", server="/user/student2").status_code == 403
     # On the student's own server, the Assignments tab and no formgrader (server or Lab).
