@@ -187,6 +187,9 @@ class Cycle:
         self.spawn: dict[str, float] = {}
         self.outputs: dict[str, str] = {}
         self.feedback: dict[str, str] = {}
+        # The grader-side receipts as they stood when the cycle ended (later tests, such as
+        # the browser one, submit more).
+        self.receipts: list[dict] = []
 
     def timed(self, step: str):
         cycle = self
