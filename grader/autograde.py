@@ -32,12 +32,25 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
-import nbformat
 from tqdm.auto import tqdm
 
 from cvcourse.fileio import atomic_path
-from grader.course import Course, CourseError
+from grader.course import Course, CourseError, sandboxed
+from grader.gradebook import save_autograded
 from grader.preflight import prepare_notebooks, restore_metadata, review_notes
+from grader.worktask import (
+    AssignmentPackage,
+    GradedSubmission,
+    Submission,
+    digest,
+    execution_note,  # noqa: F401 (the judge's ApplyJudgeRecord imports it from here)
+    grade_submission,
+    read_tree,
+    warm_worker,
+)
+
+#: Seconds one submission may take on a worker, all cells included, before it is cancelled.
+DEFAULT_TASK_TIMEOUT = 3600
 
 
 @dataclass
@@ -49,6 +62,8 @@ class GradingRecord:
     success: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    digest: str = ""  # of the submitted files graded (grader.worktask.digest)
+    head_seconds: float = 0.0  # the head's time to write the result into the course
 
     @staticmethod
     def path(course: Course, assignment: str, student: str) -> Path:
@@ -92,60 +107,6 @@ def ensure_released(course: Course, api, assignment: str) -> None:
         raise CourseError(f"nbgrader could not release {assignment}:\n{result.get('error', '')}")
 
 
-def execution_note(number: int, output) -> str | None:
-    """What an error output of cell ``number`` tells the TA: a kernel death, a timeout, an
-    out-of-memory; None for an ordinary error (the feedback shows those)."""
-    if output.get("output_type") != "error":
-        return None
-    ename, evalue = output.get("ename", ""), output.get("evalue", "")
-    if ename == "KernelDied" and "died while" in evalue:
-        return f"the kernel died in cell {number}; later cells score 0"
-    if ename == "CellTimeoutError" and "killed the kernel" in evalue:
-        return (
-            f"cell {number} hit the per-cell timeout and ignored the interrupt: the kernel "
-            "was killed; later cells score 0"
-        )
-    if ename == "CellTimeoutError":
-        return f"cell {number} hit the per-cell timeout"
-    if ename == "MemoryError":
-        return f"cell {number} ran out of memory"
-    return None
-
-
-def _execution_notes(path: Path) -> list[str]:
-    # Kernel deaths and timeouts, read from the outputs the executor left in the notebook,
-    # and what the judge noted (graded cells' outputs are the judge's verdicts by then).
-    if not path.exists():
-        return []
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception:
-        return []
-    notes = list(nb.metadata.get("cvgrade_judge", {}).get("notes", []))
-    for number, cell in enumerate(nb.cells, start=1):
-        for output in cell.get("outputs", []):
-            note = execution_note(number, output)
-            if note:
-                notes.append(note)
-    return [f"{path.name}: {note}" for note in notes]
-
-
-# Worker processes keep one NbGraderAPI each (importing nbgrader costs seconds).
-_WORKER: dict = {}
-
-
-def _start_worker(root: str, timeout: int | None, memory_mb: int | None) -> None:
-    course = Course(Path(root))
-    _WORKER["api"] = course.api(timeout=timeout, memory_mb=memory_mb)
-
-
-def _autograde_one(assignment: str, student: str) -> tuple[bool, float, str]:
-    started = time.perf_counter()
-    result = _WORKER["api"].autograde(assignment, student, force=True, create=True)
-    error = "" if result["success"] else (result.get("error") or result.get("log") or "")
-    return bool(result["success"]), time.perf_counter() - started, error
-
-
 def _quiet_sqlalchemy() -> None:
     # nbgrader's autograde makes SQLAlchemy warn "Object of type <SubmittedAssignment> not in
     # session" about its own session handling: harmless, and it buries the progress bar.
@@ -171,7 +132,10 @@ def _worker_main(conn, initializer, initargs, work) -> None:
             reply = ("done", work(*task))
         except Exception as exc:
             reply = ("raised", f"{type(exc).__name__}: {exc}")
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except OSError:
+            return  # whoever gave the task is gone (a Dask worker that was killed)
 
 
 @dataclass
@@ -197,9 +161,11 @@ class _Worker:
         self.process.start()
         child.close()
         self.task: tuple | None = None
+        self.given = 0.0
 
     def give(self, task: tuple) -> None:
         self.task = task
+        self.given = time.monotonic()
         self.conn.send(task)
 
     def how_it_ended(self) -> str:
@@ -296,20 +262,23 @@ def run_pool(
     jobs: int,
     on_done: Callable[[tuple, PoolOutcome], None],
     *,
-    initializer: Callable = _start_worker,
+    initializer: Callable = warm_worker,
     initargs: tuple = (),
-    work: Callable = _autograde_one,
+    work: Callable = grade_submission,
     retries: int = 1,
+    deadline: float | None = None,
 ) -> None:
     """Run ``work(*task)`` for every task in up to ``jobs`` worker processes.
 
     Each worker runs ``initializer(*initargs)`` once, then one task at a time, so a worker
     that dies is charged to exactly the task it was running: that task is tried again in a
     fresh worker up to ``retries`` times, then reported as ``"died"``; every other task
-    runs normally. ``on_done(task, outcome)`` is called in this process as each task ends
-    (in the order they end). ``initializer`` and ``work`` must be importable functions
-    (workers are spawned). On Linux this process adopts what a dead worker leaves running
-    (its kernel and anything the kernel started) and kills it.
+    runs normally. A task still running ``deadline`` seconds after it was given is
+    cancelled (its worker killed) and reported as ``"timeout"``, not retried.
+    ``on_done(task, outcome)`` is called in this process as each task ends (in the order
+    they end). ``initializer`` and ``work`` must be importable functions (workers are
+    spawned). On Linux this process adopts what a dead worker leaves running (its kernel
+    and anything the kernel started) and kills it.
     """
     pending = list(tasks)[::-1]  # pop() takes them in the given order
     if not pending:
@@ -318,8 +287,15 @@ def run_pool(
     was_subreaper = _subreaper(True)
     context = multiprocessing.get_context("spawn")
     spawn = lambda: _Worker(context, initializer, initargs, work)  # noqa: E731
-    deaths: dict[tuple, list[str]] = {}
+    deaths: dict[int, list[str]] = {}
     workers: list[_Worker] = []
+
+    def lose(worker: _Worker) -> None:
+        worker.stop()
+        workers.remove(worker)
+        if was_subreaper is not None:
+            _kill_orphans(before | {w.process.pid for w in workers})
+
     try:
         while True:
             for worker in [w for w in workers if w.task is None and not w.process.is_alive()]:
@@ -334,31 +310,35 @@ def run_pool(
             busy = [w for w in workers if w.task is not None]
             if not busy:
                 break
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            timeout = None
+            if deadline is not None:
+                timeout = max(0.0, min(w.given + deadline for w in busy) - time.monotonic())
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout)
             for worker in busy:
-                if worker.conn not in ready and worker.process.sentinel not in ready:
-                    continue
                 task = worker.task
+                if worker.conn not in ready and worker.process.sentinel not in ready:
+                    if deadline is not None and time.monotonic() - worker.given >= deadline:
+                        worker.process.kill()
+                        lose(worker)
+                        on_done(task, PoolOutcome("timeout", deadline, deaths.get(id(task), [])))
+                    continue
                 try:
                     if not worker.conn.poll():
                         raise EOFError
                     kind, value = worker.conn.recv()
                 except (EOFError, OSError):
                     how = worker.how_it_ended()
-                    worker.stop()
-                    workers.remove(worker)
-                    if was_subreaper is not None:
-                        _kill_orphans(before | {w.process.pid for w in workers})
-                    deaths.setdefault(task, []).append(how)
-                    if len(deaths[task]) <= retries:
+                    lose(worker)
+                    deaths.setdefault(id(task), []).append(how)
+                    if len(deaths[id(task)]) <= retries:
                         fresh = spawn()
                         workers.append(fresh)
                         fresh.give(task)
                     else:
-                        on_done(task, PoolOutcome("died", how, deaths[task]))
+                        on_done(task, PoolOutcome("died", how, deaths[id(task)]))
                     continue
                 worker.task = None
-                on_done(task, PoolOutcome(kind, value, deaths.get(task, [])))
+                on_done(task, PoolOutcome(kind, value, deaths.get(id(task), [])))
     finally:
         for worker in workers:
             worker.stop()
@@ -367,38 +347,57 @@ def run_pool(
             _subreaper(was_subreaper)
 
 
-def _outcome_of(result: PoolOutcome) -> tuple[tuple[bool, float, str | None], list[str]]:
-    # (success, seconds, nbgrader's error or None) for _finish, and notes on dead workers.
+def outcome_notes(
+    student: str, result: PoolOutcome
+) -> tuple[GradedSubmission, str | None, list[str]]:
+    """What a task's outcome means for the submission: what the worker returned (or an
+    ungraded stand-in), nbgrader's error if any, and notes on dead or cancelled workers."""
     notes = []
+    ungraded = GradedSubmission(student, False, 0.0)
     if result.kind == "died":
         tries = len(result.deaths)
         notes.append(
             f"the grading worker died on each of {tries} tries "
             f"({'; '.join(result.deaths)}): not graded"
         )
-        return (False, 0.0, None), notes
+        return ungraded, None, notes
     if result.deaths:
         notes.append(
             f"the grading worker died ({'; '.join(result.deaths)}); graded again in a fresh worker"
         )
+    if result.kind == "timeout":
+        notes.append(
+            f"grading took longer than the limit of {result.value:g} s per submission and "
+            "was cancelled: not graded"
+        )
+        return ungraded, None, notes
     if result.kind == "raised":
-        return (False, 0.0, str(result.value)), notes
-    return tuple(result.value), notes
+        return ungraded, str(result.value), notes
+    graded = result.value
+    return graded, (None if graded.success else graded.error), notes
 
 
-def _finish(course: Course, assignment: str, student: str, outcome, pre_notes) -> GradingRecord:
-    success, seconds, error = outcome
-    notes = list(pre_notes)
-    if not success and error is not None:
-        last = [line for line in error.strip().splitlines() if line.strip()][-1:] or ["?"]
-        notes.append(f"nbgrader could not grade this submission: {last[0][:300]}")
-    if success:
-        for name in course.notebook_names(assignment):
-            autograded = course.step_dir("autograded", student, assignment) / f"{name}.ipynb"
-            notes += _execution_notes(autograded)
-    record = GradingRecord(assignment, student, success, round(seconds, 3), notes)
-    record.save(course)
-    return record
+def _up_to_date(record: GradingRecord | None, files: dict[str, bytes]) -> bool:
+    # Graded, and from exactly the files now in submitted/ (a re-collected submission is not).
+    return record is not None and record.success and record.digest == digest(files)
+
+
+def _duedate(api, assignment: str):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        return gb.find_assignment(assignment).duedate
+
+
+def _preflight(course: Course, assignment: str, student: str) -> list[str]:
+    names = course.notebook_names(assignment)
+    release = course.step_dir("release", "", assignment)
+    folder = course.step_dir("submitted", student, assignment)
+    notes = prepare_notebooks(folder, names, release)
+    for name in names:
+        notes += restore_metadata(release / f"{name}.ipynb", folder / f"{name}.ipynb")
+        notes += review_notes(release / f"{name}.ipynb", folder / f"{name}.ipynb")
+    return notes
 
 
 def autograde(
@@ -410,12 +409,22 @@ def autograde(
     timeout: int | None = None,
     memory_mb: int | None = None,
     progress: bool = True,
+    force: bool = False,
+    cluster=None,
+    resources: dict[str, float] | None = None,
+    task_timeout: float | None = DEFAULT_TASK_TIMEOUT,
 ) -> list[GradingRecord]:
     """Autograde ``students``' submissions of ``assignment`` (default: all in submitted/).
 
-    ``jobs`` submissions at a time, each cell limited to ``timeout`` seconds and each kernel
-    to ``memory_mb`` MiB. Re-running regrades from the submitted files and gives the same
-    grades. Returns one record per submission, in student order.
+    Submissions already graded from the files now in ``submitted/`` are skipped unless
+    ``force`` (or the student is named in ``students``). The others go to workers as plain
+    data (:mod:`grader.worktask`): ``jobs`` local worker processes, or, with ``cluster``
+    (a Dask scheduler address, ``"local"`` for a local Dask cluster of ``jobs`` workers,
+    or a ``distributed.Client``), the workers of a Dask cluster, each task tagged with
+    ``resources``. Each cell is limited to ``timeout`` seconds, each kernel to
+    ``memory_mb`` MiB, each submission to ``task_timeout`` seconds of a worker's time.
+    This process alone writes the results into the course. Returns one record per
+    student, in student order.
     """
     course.check_assignment(assignment)
     if jobs < 1:
@@ -426,47 +435,68 @@ def autograde(
         raise ValueError(
             f"memory_mb must be at least 512 (a kernel with torch needs it), got {memory_mb}"
         )
+    if task_timeout is not None and task_timeout < 1:
+        raise ValueError(f"task_timeout must be at least 1 second, got {task_timeout}")
+    if resources and cluster is None:
+        raise ValueError("resources tag Dask workers: they need --cluster")
+    named = students is not None
     students = course.students(assignment) if students is None else list(students)
     missing = [s for s in students if not course.step_dir("submitted", s, assignment).is_dir()]
     if missing:
         raise CourseError(f"no submission of {assignment} for: {', '.join(missing)}")
-    _start_worker(os.fspath(course.root), timeout, memory_mb)
-    ensure_released(course, _WORKER["api"], assignment)
+    api = course.api(timeout=timeout, memory_mb=memory_mb)
+    ensure_released(course, api, assignment)
 
-    names = course.notebook_names(assignment)
-    pre_notes = {}
-    for student in students:
-        folder = course.step_dir("submitted", student, assignment)
-        notes = prepare_notebooks(folder, names, course.step_dir("release", "", assignment))
-        for name in names:
-            notes += restore_metadata(
-                course.step_dir("release", "", assignment) / f"{name}.ipynb",
-                folder / f"{name}.ipynb",
-            )
-            notes += review_notes(
-                course.step_dir("release", "", assignment) / f"{name}.ipynb",
-                folder / f"{name}.ipynb",
-            )
-        pre_notes[student] = notes
+    earlier = {r.student: r for r in GradingRecord.load_all(course, assignment)}
+    todo = [
+        s
+        for s in students
+        if force
+        or named
+        or not _up_to_date(earlier.get(s), read_tree(course.step_dir("submitted", s, assignment)))
+    ]
+    pre_notes = {s: _preflight(course, assignment, s) for s in todo}
+    package = AssignmentPackage.of(
+        course,
+        assignment,
+        duedate=_duedate(api, assignment),
+        timeout=timeout,
+        memory_mb=memory_mb,
+        sandboxed=sandboxed(),
+    )
+    tasks = [(package, Submission.of(course, assignment, s)) for s in todo]
+    digests = {submission.student: digest(submission.files) for _, submission in tasks}
 
     records: dict[str, GradingRecord] = {}
-    bar = tqdm(total=len(students), desc=f"autograde {assignment}", unit="nb", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"autograde {assignment}", unit="nb", disable=not progress)
 
     def done(task: tuple, result: PoolOutcome) -> None:
-        student = task[1]
-        outcome, notes = _outcome_of(result)
+        student = task[1].student
+        started = time.perf_counter()
+        graded, error, notes = outcome_notes(student, result)
         notes = pre_notes[student] + notes
-        records[student] = _finish(course, assignment, student, outcome, notes)
+        if error is not None:
+            last = [line for line in error.strip().splitlines() if line.strip()][-1:] or ["?"]
+            notes.append(f"nbgrader could not grade this submission: {last[0][:300]}")
+        notes += graded.notes
+        folder = course.step_dir("submitted", student, assignment)
+        timestamp = api.coursedir.get_existing_timestamp(os.fspath(folder))
+        save_autograded(course, api.coursedir.db_url, assignment, graded, timestamp)
+        record = GradingRecord(assignment, student, graded.success, round(graded.seconds, 3), notes)
+        record.digest = digests[student]
+        record.head_seconds = round(time.perf_counter() - started, 4)
+        record.save(course)  # last: a submission with a record is done
+        records[student] = record
         bar.set_postfix_str(student)
         bar.update()
 
-    # Even one job runs in a worker process: a kernel that kills its parent must not take
-    # cvgrade (and every other submission's record) with it.
-    run_pool(
-        [(assignment, s) for s in students],
-        jobs,
-        done,
-        initargs=(os.fspath(course.root), timeout, memory_mb),
-    )
+    if cluster is None:
+        # Even one job runs in a worker process: a kernel that kills its parent must not
+        # take cvgrade (and every other submission's record) with it.
+        run_pool(tasks, jobs, done, deadline=task_timeout)
+    else:
+        from grader.cluster import run_on_cluster
+
+        run_on_cluster(tasks, cluster, done, jobs=jobs, deadline=task_timeout, resources=resources)
     bar.close()
-    return [records[s] for s in students]
+    return [records.get(s) or earlier[s] for s in students]

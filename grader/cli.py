@@ -8,8 +8,10 @@
                                             the receipts the grader side took
     cvgrade receipts [--watch]              take receipts of new hub submissions (run as a
                                             hub service with --watch)
-    cvgrade autograde ASSIGNMENT [--jobs N] [--timeout S] [--memory-mb M] [--student ID ...]
-                                            [--unsafe-no-sandbox]
+    cvgrade autograde ASSIGNMENT [--jobs N | --cluster ADDRESS [--resources GPU=1]]
+                                            [--timeout S] [--memory-mb M] [--task-timeout S]
+                                            [--student ID ...] [--force] [--unsafe-no-sandbox]
+                                            grades what is not graded yet (--force: all)
     cvgrade feedback ASSIGNMENT [--release] nbgrader's HTML feedback into course/feedback/
                                             (and back to the students through the exchange)
     cvgrade export [--out FILE]             grades.csv: every part, every total
@@ -133,12 +135,30 @@ def autograde(course: Course, assignment: str, args) -> None:
         jobs=args.jobs,
         timeout=args.timeout,
         memory_mb=args.memory_mb,
+        force=args.force,
+        cluster=args.cluster,
+        resources=_resources(args.resources),
+        task_timeout=args.task_timeout,
     )
     graded = sum(r.success for r in records)
     print(f"autograded {graded} of {len(records)} submissions of {assignment}")
     for record in records:
         for note in record.notes:
             print(f"  {record.student}: {note}")
+
+
+def _resources(tags: list[str]) -> dict[str, float] | None:
+    """``["GPU=1", ...]`` -> ``{"GPU": 1.0}``; ValueError naming a malformed tag."""
+    found = {}
+    for tag in tags or []:
+        name, _, amount = tag.partition("=")
+        try:
+            found[name.strip()] = float(amount)
+        except ValueError:
+            raise ValueError(f"--resources takes NAME=AMOUNT (e.g. GPU=1), got {tag!r}") from None
+        if not name.strip() or found[name.strip()] <= 0:
+            raise ValueError(f"--resources takes NAME=AMOUNT with AMOUNT > 0, got {tag!r}")
+    return found or None
 
 
 def collect(course: Course, assignment: str, source: str, pattern: str | None) -> None:
@@ -226,7 +246,35 @@ def _parser() -> argparse.ArgumentParser:
     exchange_root(p)
 
     def grading_options(p):
-        p.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+        from grader.autograde import DEFAULT_TASK_TIMEOUT
+
+        p.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="submissions graded at once on this machine (with --cluster local: workers)",
+        )
+        p.add_argument(
+            "--cluster",
+            metavar="ADDRESS",
+            help="grade on the Dask scheduler at ADDRESS (tcp://host:8786), or 'local' for a "
+            "Dask cluster of --jobs workers on this machine",
+        )
+        p.add_argument(
+            "--resources",
+            action="append",
+            default=[],
+            metavar="NAME=N",
+            help="with --cluster: run each submission on a worker tagged so (e.g. GPU=1)",
+        )
+        p.add_argument(
+            "--task-timeout",
+            type=float,
+            default=DEFAULT_TASK_TIMEOUT,
+            metavar="S",
+            help=f"seconds one submission may take, all cells included ({DEFAULT_TASK_TIMEOUT})",
+        )
+        p.add_argument("--force", action="store_true", help="regrade submissions already graded")
         p.add_argument("--timeout", type=int, help="seconds per cell (course default: 120)")
         p.add_argument("--memory-mb", type=int, help="memory limit per kernel (default 4096)")
         p.add_argument(

@@ -9,17 +9,27 @@ A submission that was collected but could not be graded (its grading record says
 grading worker died twice, nbgrader failed) or that has no grades yet gives rows too, every
 score None and ``ungraded`` saying why, so that it is listed as ungraded and never counted
 as 0 (the gradebook may still hold an earlier run's scores for it: they are not used).
+
+:func:`save_autograded` is the one place that writes a graded submission into the course:
+the autograded files and the gradebook rows a worker returned (``grader.worktask``). Only
+the head process calls it; workers never open ``gradebook.db``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import warnings
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 import nbformat
 
 from grader.course import Course
 from grader.notebooks import grade_id
+from grader.worktask import COURSE_ID, GradedSubmission, write_tree
 
 
 @dataclass(frozen=True)
@@ -147,3 +157,68 @@ def cell_scores(course: Course, assignments: list[str] | None = None) -> list[Ce
                             )
                         )
     return rows
+
+
+def _replace_folder(folder: Path, files: dict[str, bytes]) -> None:
+    # Build the new folder beside the old one, then swap: a reader never sees half of it.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        write_tree(fresh, files)
+        os.chmod(fresh, 0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(fresh, folder)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _quiet_sqlalchemy() -> None:
+    # nbgrader's update_or_create_submission makes SQLAlchemy warn about its own session
+    # handling ("not in session"): harmless, and alarming on a TA's terminal.
+    try:
+        from sqlalchemy.exc import SAWarning
+    except ImportError:
+        return
+    warnings.filterwarnings("ignore", category=SAWarning)
+
+
+def save_autograded(
+    course: Course,
+    db_url: str,
+    assignment: str,
+    graded: GradedSubmission,
+    timestamp: datetime | None,
+) -> None:
+    """Write what a worker returned for one submission into the course (head only).
+
+    A graded submission's autograded folder replaces ``autograded/<student>/<assignment>``
+    and its rows go into the gradebook as nbgrader's ``SaveAutoGrades`` and
+    ``AssignLatePenalties`` would write them (auto scores, auto comments, late penalties;
+    a manual score is kept and the grade marked for review), in one transaction. A
+    submission that could not be graded only loses its stale autograded folder.
+    """
+    from nbgrader.api import Gradebook
+
+    folder = course.step_dir("autograded", graded.student, assignment)
+    if not graded.success:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    _replace_folder(folder, graded.files)
+    with warnings.catch_warnings(), Gradebook(db_url, COURSE_ID) as gb:
+        _quiet_sqlalchemy()
+        gb.update_or_create_student(graded.student)
+        if timestamp:
+            gb.update_or_create_submission(assignment, graded.student, timestamp=timestamp)
+        else:
+            gb.update_or_create_submission(assignment, graded.student)
+        for name, rows in graded.notebooks.items():
+            notebook = gb.find_submission_notebook(name, assignment, graded.student)
+            for grade in notebook.grades:
+                grade.auto_score = rows["grades"].get(grade.name)
+                grade.needs_manual_grade = (
+                    grade.manual_score is not None or grade.auto_score is None
+                )
+            for comment in notebook.comments:
+                comment.auto_comment = rows["comments"].get(comment.name)
+            notebook.late_submission_penalty = rows["late_submission_penalty"]
+        gb.db.commit()

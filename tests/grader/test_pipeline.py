@@ -199,7 +199,7 @@ def test_regrading_with_one_worker_gives_the_same_grades_and_csv(graded):
     before_scores = _scores(root)
     before_csv = (root / "reports" / "grades.csv").read_bytes()
     for args in (
-        ["autograde", "tiny", "--jobs", "1", "--timeout", "5", "--memory-mb", "2048"],
+        ["autograde", "tiny", "--force", "--jobs", "1", "--timeout", "5", "--memory-mb", "2048"],
         ["export"],
     ):
         run = subprocess.run(
