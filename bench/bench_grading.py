@@ -9,30 +9,140 @@ the test cells, the gradebook writes); the class's seconds are wall time includi
 workers' start (each worker imports torch once, for the judge).
 
     python bench/bench_grading.py [--out artifacts/bench-grading] [ASSIGNMENT ...]
+
+With ``--students N`` it grades a synthetic class of N submissions of one assignment
+(default a3_conv_pool) instead: the simulated class's patterns (the full solution, the
+blank notebook, each planted mistake) dealt round-robin to N students with names of their
+own and a line of their own in the first solution cell, so that no two files are the same.
+Each ``--run`` grades the whole class from scratch (``jobs1``, ``jobs2``, ``local2``: a
+Dask LocalCluster of 2 workers, or a scheduler address ``tcp://host:8786``) and prints the
+wall time, seconds per submission, the head's own time (writing each result into the
+gradebook and course/) and whether every grade is the one the pattern must get and the
+CSV is byte for byte that of the first run.
+
+    python bench/bench_grading.py --students 300 --run jobs1 --run jobs2 --run local2
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import nbformat
+
 from grader.autograde import autograde
 from grader.cli import quiet_nbgrader, release
-from grader.course import allow_unsafe_grading, require_sandbox
-from grader.simulate import submit_class
+from grader.course import Course, allow_unsafe_grading, require_sandbox
+from grader.export import write_grades_csv
+from grader.gradebook import cell_scores
+from grader.notebooks import nbgrader_meta
+from grader.simulate import SimulatedStudent, simulated_class, submit_class
 from grader.term import REPO, scratch_course
+
+
+def synthetic_class(course: Course, assignment: str, students: int) -> list[SimulatedStudent]:
+    """``students`` submissions dealt from the simulated class's patterns (module doc)."""
+    if students < 1:
+        raise ValueError(f"students must be at least 1, got {students}")
+    patterns = simulated_class(course, assignment)
+    (name,) = course.notebook_names(assignment)
+    made = []
+    for number in range(students):
+        pattern = patterns[number % len(patterns)]
+        nb = copy.deepcopy(pattern.notebook)
+        first = next(c for c in nb.cells if nbgrader_meta(c).get("solution"))
+        first.source = f"# submission {number} ({pattern.student})\n" + first.source
+        student = f"{pattern.student.replace('-', '_')}_{number:05d}"
+        folder = course.step_dir("submitted", student, assignment)
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / f"{name}.ipynb")
+        (folder / "timestamp.txt").write_text("2026-11-23 12:00:00.000000 UTC")
+        made.append(SimulatedStudent(student, nb, dict(pattern.expected), pattern.mistake))
+    return made
+
+
+def _grade_class(course: Course, assignment: str, run: str, out: Path) -> dict:
+    # One run from scratch: no record, no gradebook rows, no autograded files left.
+    for step in ("autograded", "grading"):
+        shutil.rmtree(course.root / step, ignore_errors=True)
+    course.gradebook.unlink(missing_ok=True)
+    options = {"jobs": 1}
+    if run.startswith("jobs"):
+        options["jobs"] = int(run[4:])
+    elif run.startswith("local"):
+        options.update(jobs=int(run[5:]), cluster="local")
+    else:
+        options["cluster"] = run
+    started = time.perf_counter()
+    records = autograde(course, assignment, force=True, progress=True, **options)
+    wall = time.perf_counter() - started
+    csv = write_grades_csv(cell_scores(course, [assignment]), out / f"grades-{run[:40]}.csv")
+    return {"wall": wall, "records": records, "csv": csv.read_bytes()}
+
+
+def students_main(args) -> int:
+    course = scratch_course(args.out)
+    assignment = (args.assignments or ["a3_conv_pool"])[0]
+    release(course, [assignment])
+    made = synthetic_class(course, assignment, args.students)
+    expected = {(s.student, c): p for s in made for c, p in s.expected.items()}
+    runs = args.run or ["jobs1", "jobs2", "local2"]
+    n = len(made)
+    print(f"{assignment}: {n} synthetic submissions, runs {', '.join(runs)}")
+    rows, first_csv = [], None
+    for run in runs:
+        result = _grade_class(course, assignment, run, args.out)
+        records = result["records"]
+        scores = {(s.student, s.cell): s.score for s in cell_scores(course, [assignment])}
+        wrong = sum(scores.get(k) != v for k, v in expected.items())
+        first_csv = first_csv if first_csv is not None else result["csv"]
+        head = sum(r.head_seconds for r in records)
+        rows.append(
+            (
+                run,
+                result["wall"],
+                result["wall"] / n,
+                statistics.median(r.seconds for r in records),
+                head / n,
+                100 * head / result["wall"],
+                sum(not r.success for r in records),
+                wrong,
+                result["csv"] == first_csv,
+            )
+        )
+    print(
+        f"{'run':<22}{'wall s':>9}{'s/sub':>8}{'worker s/sub (median)':>23}"
+        f"{'head s/sub':>11}{'head %':>8}{'ungraded':>9}{'wrong':>7}{'same CSV':>9}"
+    )
+    for run, wall, per, worker, head, share, ungraded, wrong, same in rows:
+        print(
+            f"{run[:22]:<22}{wall:>9.1f}{per:>8.2f}{worker:>23.2f}{head:>11.3f}{share:>7.2f}%"
+            f"{ungraded:>9}{wrong:>7}{'yes' if same else 'NO':>9}"
+        )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignments", nargs="*")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench-grading")
+    parser.add_argument("--students", type=int, help="grade a synthetic class of this size")
+    parser.add_argument(
+        "--run",
+        action="append",
+        help="with --students: jobsN, localN (Dask LocalCluster of N) or a scheduler "
+        "address; repeatable (default: jobs1, jobs2, local2)",
+    )
     args = parser.parse_args(argv)
     quiet_nbgrader()
     require_sandbox()
+    if args.students is not None:
+        return students_main(args)
     course = scratch_course(args.out)
     assignments = args.assignments or course.assignments()
     release(course, assignments)
@@ -43,13 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         row = [assignment, count]
         for jobs in (1, 2):
             started = time.perf_counter()
-            records = autograde(course, assignment, jobs=jobs, progress=False)
+            records = autograde(course, assignment, jobs=jobs, progress=False, force=True)
             wall = time.perf_counter() - started
             totals[jobs] += wall
             row += [statistics.median(r.seconds for r in records), wall]
         allow_unsafe_grading(True)
         try:
-            records = autograde(course, assignment, jobs=1, progress=False)
+            records = autograde(course, assignment, jobs=1, progress=False, force=True)
         finally:
             allow_unsafe_grading(False)
         row.append(statistics.median(r.seconds for r in records))
