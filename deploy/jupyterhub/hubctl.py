@@ -50,6 +50,9 @@ REPO = HERE.parents[1]
 SOFTWARE = Path(os.environ.get("CVHUB_HOME", REPO / ".hub"))
 DEFAULT_DIR = SOFTWARE / "demo"
 COURSE = "cvcourse"
+# What of the checkout holds solutions, hidden checks or graded work: students log in to
+# this machine, so none of it may be readable to other users (their servers need only .hub/).
+CHECKOUT_PRIVATE = ("course", "grader", "tests", ".git", "artifacts", "build")
 # nbgrader's generated folders and anything a grader run left in the repository's course:
 # never copied into a hub's course.
 _GENERATED = (
@@ -149,6 +152,16 @@ class HubSettings:
         return self.state / "settings.json"
 
 
+def close_checkout() -> None:
+    """Take other users' access away from the checkout's private folders
+    (:data:`CHECKOUT_PRIVATE`), saying so; the owner's and group's stay."""
+    for name in CHECKOUT_PRIVATE:
+        path = REPO / name
+        if path.exists() and path.stat().st_mode & 0o007:
+            os.chmod(path, path.stat().st_mode & ~0o007)
+            print(f"hub: {path} is no longer readable by other users (students log in here)")
+
+
 def setup(s: HubSettings) -> dict:
     """Users, folders, config and settings for the hub ``s`` (idempotent); the settings."""
     if os.geteuid() != 0:
@@ -162,6 +175,7 @@ def setup(s: HubSettings) -> dict:
 
     for user in [*s.instructors, *s.tas, *s.students]:
         ensure_user(user)
+    close_checkout()
     grader = ensure_user(s.grader_user)
 
     s.dir.mkdir(parents=True, exist_ok=True)

@@ -142,6 +142,10 @@ def test_no_student_reads_another_students_work(cycle, who, other):
         "read the course (solutions, gradebook)": ["ls", os.fspath(settings.course_root)],
         "read the receipts": ["ls", os.fspath(settings.course_root / "receipts")],
         "read the hidden checks": ["ls", os.fspath(load_hubctl().SOFTWARE / "venv-grader")],
+        # The checkout the hub runs from: its course (solutions), grader and history.
+        "read the checkout's solutions": ["ls", os.fspath(REPO / "course" / "assignments")],
+        "read the checkout's hidden checks": ["ls", os.fspath(REPO / "grader" / "checks")],
+        "read the checkout's history": ["ls", os.fspath(REPO / ".git")],
     }
     for what, args in attempts.items():
         done = _as_user(who, *args)
