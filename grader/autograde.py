@@ -467,8 +467,16 @@ def autograde(
     tasks = [(package, Submission.of(course, assignment, s)) for s in todo]
     digests = {submission.student: digest(submission.files) for _, submission in tasks}
 
+    kept = len(students) - len(todo)
+    if kept and progress:
+        print(
+            f"{assignment}: {kept} of {len(students)} submissions are already graded from the "
+            "files now in submitted/, kept (--force grades them again)"
+        )
     records: dict[str, GradingRecord] = {}
-    bar = tqdm(total=len(todo), desc=f"autograde {assignment}", unit="nb", disable=not progress)
+    bar = tqdm(
+        total=len(todo), desc=f"autograde {assignment}", unit="nb", disable=not progress or not todo
+    )
 
     def done(task: tuple, result: PoolOutcome) -> None:
         student = task[1].student

@@ -141,7 +141,7 @@ def autograde(course: Course, assignment: str, args) -> None:
         task_timeout=args.task_timeout,
     )
     graded = sum(r.success for r in records)
-    print(f"autograded {graded} of {len(records)} submissions of {assignment}")
+    print(f"{graded} of {len(records)} submissions of {assignment} are graded")
     for record in records:
         for note in record.notes:
             print(f"  {record.student}: {note}")

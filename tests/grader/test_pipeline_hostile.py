@@ -218,7 +218,7 @@ def _script_text(page: str) -> str:
 def test_the_tas_terminal_shows_no_sqlalchemy_warnings(hostile):
     _, run = hostile
     assert "SAWarning" not in run.stderr
-    assert "autograded 7 of 7 submissions of tiny" in run.stdout
+    assert "7 of 7 submissions of tiny are graded" in run.stdout
 
 
 # --- a kernel that kills its grading worker (unsafe mode: the sandbox prevents the kill) ---
@@ -240,7 +240,7 @@ def test_a_killed_worker_costs_only_its_own_submission(killed):
     assert scores["alice"] == FULL and scores["zoe"] == FULL
     (died,) = [n for n in _notes(root)["mallory"] if "grading worker died" in n]
     assert "2 tries" in died and "not graded" in died
-    assert "autograded 2 of 3 submissions of tiny" in run.stdout
+    assert "2 of 3 submissions of tiny are graded" in run.stdout
 
 
 def test_the_ungraded_submission_is_ungraded_in_the_csv_and_report_not_zero(killed):
