@@ -33,6 +33,10 @@ import numpy as np
 __all__ = ["Evaluation", "History", "evaluate", "fit", "plot_history"]
 
 _FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+# The short names assignment 4's training loop (and Keras) records: the same lists.
+_SHORT_NAMES = {"train_acc": "train_accuracy", "val_acc": "val_accuracy"}
+# Lists a hand-written loop may not record: one None per epoch when absent.
+_MAY_BE_ABSENT = ("train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
 
 
 # --- History -------------------------------------------------------------------------------
@@ -49,7 +53,8 @@ class History:
             (``argmax(scores) == y``), or ``None`` when the targets are not class labels.
         val_loss, val_accuracy: the same on ``val_loader``, measured in evaluation mode after
             the epoch's training; ``None`` without a validation loader.
-        epoch_seconds: wall-clock time of the epoch (training and validation).
+        epoch_seconds: wall-clock time of the epoch (training and validation); ``None``
+            for a history whose loop did not time its epochs.
 
     ``len(history)`` is the number of epochs. ``to_dict()`` / ``History.from_dict(d)`` and
     ``save(path)`` / ``History.load(path)`` (JSON) round-trip it.
@@ -59,14 +64,14 @@ class History:
     train_accuracy: list[float | None] = field(default_factory=list)
     val_loss: list[float | None] = field(default_factory=list)
     val_accuracy: list[float | None] = field(default_factory=list)
-    epoch_seconds: list[float] = field(default_factory=list)
+    epoch_seconds: list[float | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in _FIELDS:
             values = getattr(self, name)
             if not isinstance(values, Sequence) or isinstance(values, (str, bytes)):
                 raise TypeError(f"History: {name} must be a list, got {type(values).__name__}")
-            optional = name not in ("train_loss", "epoch_seconds")
+            optional = name != "train_loss"
             setattr(self, name, [_number(v, name, i, optional) for i, v in enumerate(values)])
         lengths = {name: len(getattr(self, name)) for name in _FIELDS}
         if len(set(lengths.values())) > 1:
@@ -101,17 +106,34 @@ class History:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> History:
-        """The inverse of :meth:`to_dict`; checks the keys, the values and the lengths."""
+        """The inverse of :meth:`to_dict`; checks the keys, the values and the lengths.
+
+        Also takes the dict a hand-written loop records, as assignment 4's does:
+        ``train_acc`` / ``val_acc`` for ``train_accuracy`` / ``val_accuracy``, and only
+        ``train_loss`` required (an absent list is one ``None`` per epoch).
+        """
         if not isinstance(data, Mapping):
             raise TypeError(f"History.from_dict: expected a dict, got {type(data).__name__}")
-        missing = [k for k in _FIELDS if k not in data]
-        unexpected = [k for k in data if k not in _FIELDS]
-        if missing or unexpected:
-            raise ValueError(
-                f"History.from_dict: expected the keys {list(_FIELDS)}; missing {missing}, "
-                f"unexpected {unexpected}"
-            )
-        return cls(**{name: data[name] for name in _FIELDS})
+        lists = {}
+        for key, values in data.items():
+            name = _SHORT_NAMES.get(key, key)
+            if name not in _FIELDS:
+                raise ValueError(
+                    f"History.from_dict: unexpected key {key!r}; the keys are {list(_FIELDS)} "
+                    f"(or {', '.join(_SHORT_NAMES)})"
+                )
+            if name in lists:
+                raise ValueError(
+                    f"History.from_dict: {name!r} is given twice (as {name!r} and by its short "
+                    "name)"
+                )
+            lists[name] = values
+        if "train_loss" not in lists:
+            raise ValueError("History.from_dict: the key 'train_loss' is missing")
+        epochs = len(lists["train_loss"]) if isinstance(lists["train_loss"], Sequence) else 0
+        for name in _MAY_BE_ABSENT:
+            lists.setdefault(name, [None] * epochs)
+        return cls(**lists)
 
     def to_json(self) -> str:
         """The history as a JSON string (``None`` becomes ``null``)."""

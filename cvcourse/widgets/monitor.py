@@ -110,11 +110,12 @@ class TrainingMonitor(Explorer):
             parts.append(f"val loss {history.val_loss[last]:.4f}")
         if history.val_accuracy[last] is not None:
             parts.append(f"val acc {history.val_accuracy[last]:.3f}")
-        seconds = float(np.mean(history.epoch_seconds))
+        timed = [s for s in history.epoch_seconds if s is not None]
+        per_epoch = f" ({float(np.mean(timed)):.2f} s per epoch)" if timed else ""
         return (
             f"<b>{self.title}</b>: epoch {self.epoch or len(history)}{planned}: "
             + ", ".join(parts)
-            + f" ({seconds:.2f} s per epoch)"
+            + per_epoch
         )
 
 

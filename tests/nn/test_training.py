@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 from cvcourse.nn.optim import SGD, Adam
 from cvcourse.nn.training import Evaluation, History, evaluate, fit, plot_history
+
+REPO = Path(__file__).resolve().parents[2]
 
 # --- a tiny model and loss written against the layer API only ------------------------------
 
@@ -383,10 +388,14 @@ def test_history_rejects_inconsistent_data(tmp_path):
             val_accuracy=[],
             epoch_seconds=[0.1, 0.1],
         )
-    with pytest.raises(ValueError, match=r"missing \['epoch_seconds'\]"):
-        History.from_dict(
-            {k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
-        )
+    with pytest.raises(ValueError, match="'train_loss' is missing"):
+        History.from_dict({"val_loss": [1.0]})
+    with pytest.raises(ValueError, match="unexpected key 'val_los'"):
+        History.from_dict({"train_loss": [1.0], "val_los": [1.0]})
+    with pytest.raises(ValueError, match="'val_accuracy' is given twice"):
+        History.from_dict({"train_loss": [1.0], "val_acc": [0.5], "val_accuracy": [0.5]})
+    with pytest.raises(ValueError, match="one entry per epoch"):
+        History.from_dict({"train_loss": [1.0, 0.5], "val_acc": [0.5]})
     with pytest.raises(TypeError, match=r"train_loss\[0\] must be a number"):
         History(
             train_loss=[None],
@@ -399,6 +408,28 @@ def test_history_rejects_inconsistent_data(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json: History.from_json: not valid JSON"):
         History.load(bad)
+
+
+def a4_history_keys() -> list[str]:
+    """The keys assignment 4's training loop records, read from its source notebook."""
+    source = REPO / "course" / "assignments" / "a4_train_cnn" / "train_cnn.ipynb"
+    for cell in nbformat.read(source, as_version=4).cells:
+        for line in cell.source.splitlines():
+            if line.strip().startswith("history = {"):
+                return list(ast.literal_eval(line.split("=", 1)[1].strip()))
+    raise AssertionError(f"no 'history = {{...}}' line in {source}")
+
+
+def test_assignment_4s_history_dict_is_a_history_and_plots():
+    keys = a4_history_keys()
+    assert keys == ["train_loss", "train_acc", "val_loss", "val_acc"]  # what a4 teaches
+    recorded = dict(zip(keys, ([1.0, 0.6], [0.5, 0.8], [1.2, 0.7], [0.4, 0.75]), strict=True))
+    h = History.from_dict(recorded)
+    assert h.train_accuracy == [0.5, 0.8] and h.val_accuracy == [0.4, 0.75]
+    assert h.epoch_seconds == [None, None]  # the loop did not time its epochs
+    fig = plot_history(recorded)
+    loss_ax, acc_ax = fig.axes
+    np.testing.assert_array_equal(acc_ax.lines[1].get_ydata(), [0.4, 0.75])
 
 
 # --- plot_history --------------------------------------------------------------------------
