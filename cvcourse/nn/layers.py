@@ -21,15 +21,18 @@ __all__ = ["Conv2d", "Flatten", "Linear"]
 class Linear(Layer):
     """Fully connected layer, ``y = x @ W.T + b`` (``torch.nn.Linear``).
 
-    Shapes: ``x (N, in_features) -> y (N, out_features)``; ``params["weight"]`` is
+    Shapes: ``x (N, *, in_features) -> y (N, *, out_features)``: the layer acts on the last
+    axis, every leading axis is a batch axis (as in torch). ``params["weight"]`` is
     ``W (out_features, in_features)``, ``params["bias"]`` is ``b (out_features,)`` (absent
     with ``bias=False``).
 
-    Backward, for ``dy = dL/dy`` of shape ``(N, out_features)``::
+    Backward, for ``dy = dL/dy`` of ``y``'s shape, with ``x2`` and ``dy2`` the inputs and
+    upstream gradients as rows (every leading axis flattened: ``(M, in_features)``,
+    ``(M, out_features)``)::
 
-        dx = dy @ W            (N, in_features)
-        dW = dy.T @ x          (out_features, in_features), summed over the batch
-        db = dy.sum(axis=0)    (out_features,)
+        dx = dy @ W            (N, *, in_features)
+        dW = dy2.T @ x2        (out_features, in_features), summed over every example
+        db = dy2.sum(axis=0)   (out_features,)
 
     Args:
         in_features, out_features: sizes of each input and output example.
@@ -62,13 +65,18 @@ class Linear(Layer):
         )
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """``y = x @ W.T + b`` for ``x`` of shape ``(N, in_features)``."""
-        x = self._input(x, 2, "(N, in_features)")
+        """``y = x @ W.T + b`` for ``x`` of shape ``(N, *, in_features)``."""
+        x = self._input(x)
         weight = self.params["weight"]
-        if x.shape[1] != self.in_features:
+        if x.ndim < 2:
             raise ValueError(
-                f"{self!r}: x has shape {x.shape}, i.e. {x.shape[1]} features per example, "
-                f"but weight {weight.shape} expects {self.in_features} "
+                f"{self!r}: x must be (N, *, in_features), at least 2-D, got shape {x.shape} "
+                "(a single example is x[None])"
+            )
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self!r}: x has shape {x.shape}, i.e. {x.shape[-1]} features on its last "
+                f"axis, but weight {weight.shape} expects {self.in_features} "
                 "(flatten images with Flatten() first)"
             )
         dtype = np.result_type(x, weight)
@@ -79,17 +87,20 @@ class Linear(Layer):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        """Returns ``dx = dy @ W``; sets ``grads["weight"] = dy.T @ x``, ``grads["bias"] =
-        dy.sum(0)`` (overwriting previous gradients)."""
+        """Returns ``dx = dy @ W``; sets ``grads["weight"] = dy2.T @ x2``, ``grads["bias"]
+        = dy2.sum(0)`` over every example (overwriting previous gradients)."""
         x, out_shape = self._cached()
         dy = self._upstream(dy, out_shape)
         weight = self.params["weight"]
         dtype = np.result_type(x, weight, dy)
         dy_ = dy.astype(dtype, copy=False)
         dx = dy_ @ weight.astype(dtype, copy=False)
-        self.grads["weight"] = (dy_.T @ x.astype(dtype, copy=False)).astype(weight.dtype)
+        # Rows of every example, whatever the leading axes (reshape copies only if needed).
+        dy2 = dy_.reshape(-1, self.out_features)
+        x2 = x.astype(dtype, copy=False).reshape(-1, self.in_features)
+        self.grads["weight"] = (dy2.T @ x2).astype(weight.dtype)
         if "bias" in self.params:
-            self.grads["bias"] = dy_.sum(axis=0).astype(self.params["bias"].dtype)
+            self.grads["bias"] = dy2.sum(axis=0).astype(self.params["bias"].dtype)
         return dx.astype(x.dtype, copy=False)
 
 

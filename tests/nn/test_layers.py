@@ -52,6 +52,18 @@ def test_linear_matches_torch_values_and_all_gradients(n, fan_in, fan_out, bias)
     assert_matches_torch(layer, torch.nn.Linear(fan_in, fan_out, bias=bias), normal((n, fan_in)))
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 3, 8), (2, 5, 8), (3, 1, 1, 1, 8)])
+def test_linear_on_leading_batch_axes_matches_torch(shape):
+    # torch.nn.Linear acts on the last axis of (N, *, in_features); so does ours.
+    layer = Linear(8, 5, dtype=F64, seed=2)
+    assert_matches_torch(layer, torch.nn.Linear(8, 5), normal(shape, seed=4))
+
+
+def test_linear_on_leading_batch_axes_passes_gradcheck():
+    report = check_gradients(Linear(8, 3, dtype=np.float64, seed=0), normal((2, 3, 8)))
+    assert report, report
+
+
 def test_linear_passes_gradcheck_in_float64_and_float32():
     for dtype in (np.float64, np.float32):
         layer = Linear(6, 4, dtype=dtype, seed=0)
@@ -386,10 +398,12 @@ def test_dy_of_the_wrong_shape_is_a_value_error(layer):
 
 def test_linear_wrong_rank_or_features_name_the_layer_and_shapes():
     layer = Linear(4, 3)
-    with pytest.raises(ValueError, match=r"Linear\(in_features=4.*2-D.*\(2, 1, 4\)"):
-        layer.forward(np.ones((2, 1, 4)))
+    with pytest.raises(ValueError, match=r"Linear\(in_features=4.*at least 2-D.*\(4,\)"):
+        layer.forward(np.ones(4))
     with pytest.raises(ValueError, match=r"Linear.*\(2, 5\).*5 features.*expects 4"):
         layer.forward(np.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"Linear.*\(2, 4, 1\).*1 features.*expects 4"):
+        layer.forward(np.ones((2, 4, 1)))
 
 
 def test_conv2d_channel_mismatch_and_too_small_input_name_the_layer():
