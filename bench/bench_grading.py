@@ -36,11 +36,12 @@ from pathlib import Path
 import nbformat
 
 from grader.autograde import autograde
-from grader.cli import quiet_nbgrader, release
+from grader.cli import release
 from grader.course import Course, allow_unsafe_grading, require_sandbox
 from grader.export import write_grades_csv
 from grader.gradebook import cell_scores
 from grader.notebooks import nbgrader_meta
+from grader.quiet import quiet_nbgrader
 from grader.simulate import SimulatedStudent, simulated_class, submit_class
 from grader.term import REPO, scratch_course
 

@@ -26,7 +26,6 @@ import os
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import wait
@@ -38,6 +37,7 @@ from cvcourse.fileio import atomic_path
 from grader.course import Course, CourseError, sandboxed
 from grader.gradebook import save_autograded
 from grader.preflight import prepare_notebooks, restore_metadata, review_notes
+from grader.quiet import quiet_nbgrader
 from grader.worktask import (
     AssignmentPackage,
     GradedSubmission,
@@ -107,19 +107,9 @@ def ensure_released(course: Course, api, assignment: str) -> None:
         raise CourseError(f"nbgrader could not release {assignment}:\n{result.get('error', '')}")
 
 
-def _quiet_sqlalchemy() -> None:
-    # nbgrader's autograde makes SQLAlchemy warn "Object of type <SubmittedAssignment> not in
-    # session" about its own session handling: harmless, and it buries the progress bar.
-    try:
-        from sqlalchemy.exc import SAWarning
-    except ImportError:
-        return
-    warnings.filterwarnings("ignore", category=SAWarning)
-
-
 def _worker_main(conn, initializer, initargs, work) -> None:
     # A worker process: set up once, then run one task at a time until told to stop.
-    _quiet_sqlalchemy()
+    quiet_nbgrader()
     initializer(*initargs)
     while True:
         try:

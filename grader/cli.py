@@ -28,21 +28,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from grader.course import Course, CourseError
-
-
-def quiet_nbgrader() -> None:
-    """Silence nbgrader's internal SQLAlchemy warnings for this process."""
-    # nbgrader's SQLAlchemy use emits SAWarnings about its own session handling; they say
-    # nothing to a TA and would bury the progress bars.
-    try:
-        from sqlalchemy.exc import SAWarning
-    except ImportError:
-        return
-    warnings.filterwarnings("ignore", category=SAWarning)
+from grader.quiet import quiet_nbgrader
 
 
 def release(course: Course, assignments: list[str], exchange=None) -> list[Path]:

@@ -29,6 +29,7 @@ import nbformat
 
 from grader.course import Course
 from grader.notebooks import grade_id
+from grader.quiet import quiet_nbgrader
 from grader.worktask import COURSE_ID, GradedSubmission, write_tree
 
 
@@ -172,16 +173,6 @@ def _replace_folder(folder: Path, files: dict[str, bytes]) -> None:
         shutil.rmtree(fresh, ignore_errors=True)
 
 
-def _quiet_sqlalchemy() -> None:
-    # nbgrader's update_or_create_submission makes SQLAlchemy warn about its own session
-    # handling ("not in session"): harmless, and alarming on a TA's terminal.
-    try:
-        from sqlalchemy.exc import SAWarning
-    except ImportError:
-        return
-    warnings.filterwarnings("ignore", category=SAWarning)
-
-
 def save_autograded(
     course: Course,
     db_url: str,
@@ -205,7 +196,7 @@ def save_autograded(
         return
     _replace_folder(folder, graded.files)
     with warnings.catch_warnings(), Gradebook(db_url, COURSE_ID) as gb:
-        _quiet_sqlalchemy()
+        quiet_nbgrader()
         gb.update_or_create_student(graded.student)
         if timestamp:
             gb.update_or_create_submission(assignment, graded.student, timestamp=timestamp)

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.autograde import autograde
-from grader.cli import feedback, notes_by_submission, quiet_nbgrader, release
+from grader.cli import feedback, notes_by_submission, release
 from grader.course import Course
 from grader.gradebook import cell_scores
+from grader.quiet import quiet_nbgrader
 from grader.simulate import SimulatedStudent, submit_class
 
 REPO = Path(__file__).resolve().parents[1]

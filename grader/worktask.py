@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 import nbformat
 
 from grader.course import CONFIG_FILE, Course, allow_unsafe_grading, require_sandbox
+from grader.quiet import quiet_nbgrader
 from grader.sandbox import Limits
 from grader.sandbox_kernel import DEFAULT_MEMORY_MB
 
@@ -206,14 +207,7 @@ _PRIVATE: dict[str, tuple[Course, object]] = {}
 def warm_worker() -> None:
     """Import what grading needs once per worker process (nbgrader, the judge, torch) and
     quiet nbgrader's SQLAlchemy warnings."""
-    import warnings
-
-    try:
-        from sqlalchemy.exc import SAWarning
-
-        warnings.filterwarnings("ignore", category=SAWarning)
-    except ImportError:
-        pass
+    quiet_nbgrader()
     import nbgrader.apps  # noqa: F401
 
     import grader.judge.execute  # noqa: F401
