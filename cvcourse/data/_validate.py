@@ -1,69 +1,32 @@
 """Argument checks shared by the data functions.
 
-Same style as ``cvcourse.kernels._validate`` (which is not imported here: importing
-``cvcourse.kernels`` loads numba). Each helper returns a normalised value or raises a
-``ValueError``/``TypeError`` whose message names the argument and the shapes involved.
+The generic checks (ints, reals, flags, choices, generators) are ``cvcourse._checks``'s,
+re-exported here for the data modules; these add arrays, image batches, labels, folders and
+loader dtypes. Each returns a normalised value or raises a ``ValueError``/``TypeError``
+whose message names the argument and the shapes involved.
 """
 
 from __future__ import annotations
 
-import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 
+from cvcourse._checks import as_choice, as_flag, as_int, as_real, as_rng
 
-def as_int(value, name: str, *, minimum: int | None = None) -> int:
-    """``value`` as a Python int (numpy ints included, bools refused), at least ``minimum``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def as_real(value, name: str, *, low: float, high: float, high_open: bool = False) -> float:
-    """``value`` as a finite float in ``[low, high]`` (``[low, high)`` with ``high_open``)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    above = value >= high if high_open else value > high
-    if not np.isfinite(value) or value < low or above:
-        bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in [{low}, {high}{bracket}, got {value}")
-    return value
-
-
-def as_flag(value, name: str) -> bool:
-    """``value`` if it is a bool (numpy's included); a ``TypeError`` naming ``name`` otherwise."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def as_choice(value, name: str, choices: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``; a ``ValueError`` listing them otherwise."""
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
-
-
-def as_rng(rng, name: str = "rng") -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a Generator (used as is), an int seed, or None."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        return np.random.default_rng()
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)):
-        if rng < 0:
-            raise ValueError(f"{name} as a seed must be >= 0, got {rng}")
-        return np.random.default_rng(int(rng))
-    raise TypeError(
-        f"{name} must be a numpy.random.Generator, an int seed or None, "
-        f"got {type(rng).__name__} {rng!r}"
-    )
+__all__ = [
+    "as_array",
+    "as_choice",
+    "as_dir",
+    "as_flag",
+    "as_image_dtype",
+    "as_images",
+    "as_int",
+    "as_labels",
+    "as_real",
+    "as_rng",
+]
 
 
 def as_array(x, name: str) -> np.ndarray:

@@ -62,14 +62,14 @@ def random_crop(x, size=None, padding: int = 4, rng=None) -> np.ndarray:
     ``(N, C, h, w)`` with ``out[n] = padded[n, :, i:i + h, j:j + w]``.
     """
     x = as_images(x, "x")
-    padding = as_int(padding, "padding", minimum=0)
+    padding = as_int(padding, "padding", low=0)
     n, _, height, width = x.shape
     if size is None:
         h, w = height, width
     elif isinstance(size, (tuple, list)) and len(size) == 2:
-        h, w = (as_int(s, "size", minimum=1) for s in size)
+        h, w = (as_int(s, "size", low=1) for s in size)
     else:
-        h = w = as_int(size, "size", minimum=1)
+        h = w = as_int(size, "size", low=1)
     ph, pw = height + 2 * padding, width + 2 * padding
     if h > ph or w > pw:
         raise ValueError(

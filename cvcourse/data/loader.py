@@ -58,12 +58,12 @@ class DataLoader:
             raise ValueError(f"x must be a non-empty (N, ...) array, got shape {x.shape}")
         self.x = x
         self.y = None if y is None else as_labels(y, "y", length=x.shape[0])
-        self.batch_size = as_int(batch_size, "batch_size", minimum=1)
+        self.batch_size = as_int(batch_size, "batch_size", low=1)
         self.shuffle = as_flag(shuffle, "shuffle")
         self.drop_last = as_flag(drop_last, "drop_last")
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
-        self.seed = as_int(seed, "seed", minimum=0)
+        self.seed = as_int(seed, "seed", low=0)
         if self.drop_last and self.batch_size > self.num_samples:
             raise ValueError(
                 f"batch_size={self.batch_size} with drop_last=True and only "
@@ -83,11 +83,11 @@ class DataLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use the order of epoch ``epoch`` (>= 0)."""
-        self.epoch = as_int(epoch, "epoch", minimum=0)
+        self.epoch = as_int(epoch, "epoch", low=0)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample indices epoch ``epoch`` visits, in order (``(N,)`` int64)."""
-        epoch = as_int(epoch, "epoch", minimum=0)
+        epoch = as_int(epoch, "epoch", low=0)
         if not self.shuffle:
             return np.arange(self.num_samples, dtype=np.int64)
         rng = np.random.default_rng([self.seed, epoch])

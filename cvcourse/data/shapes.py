@@ -92,8 +92,8 @@ def load_shapes(
     values 0 and 1 only (white shape on black), and int64 ``(n,)`` in ``0..K-1``, balanced
     across the ``K`` classes. The drawing rules are in the module docstring.
     """
-    n = as_int(n, "n", minimum=1)
-    size = as_int(size, "size", minimum=_MIN_SIZE)
+    n = as_int(n, "n", low=1)
+    size = as_int(size, "size", low=_MIN_SIZE)
     classes = _as_classes(classes)
     noise = as_real(noise, "noise", low=0.0, high=1.0)
     rng = as_rng(seed, "seed")

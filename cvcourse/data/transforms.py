@@ -85,7 +85,7 @@ def one_hot(labels, num_classes: int | None = None, dtype=np.float32) -> np.ndar
         if labels.size == 0:
             raise ValueError("one_hot of no labels needs num_classes")
         num_classes = int(labels.max()) + 1
-    num_classes = as_int(num_classes, "num_classes", minimum=1)
+    num_classes = as_int(num_classes, "num_classes", low=1)
     if labels.size and labels.max() >= num_classes:
         raise ValueError(
             f"labels has class {labels.max()} but num_classes={num_classes} allows only "

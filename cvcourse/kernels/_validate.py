@@ -1,7 +1,8 @@
 """Argument checking shared by every public kernel.
 
 The compiled kernels trust their arguments completely (numba does no bounds checking), so
-every public function runs its inputs through these helpers first. Each helper either
+every public function runs its inputs through these helpers first (with the generic ones
+of ``cvcourse._checks``: ``as_flag``, ``as_int``). Each helper either
 returns a normalised value or raises a ``ValueError``/``TypeError`` whose message names the
 argument and the shapes involved.
 """
@@ -56,13 +57,6 @@ def as_float_array(x, name: str, ndim: int, layout: str = "") -> np.ndarray:
     if 0 in x.shape:
         raise ValueError(f"{name} must not be empty, got shape {x.shape}")
     return np.ascontiguousarray(x)
-
-
-def as_flag(value, name: str) -> bool:
-    """``value`` if it is a bool (numpy's included); a ``TypeError`` naming ``name`` otherwise."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def same_dtype(reference: np.ndarray, reference_name: str, **others: np.ndarray) -> None:

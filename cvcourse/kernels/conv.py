@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cvcourse._checks import as_flag, as_int
+
 from . import _conv_direct as direct
 from ._validate import (
-    as_flag,
     as_float_array,
     as_pair,
     check_grad_shape,
@@ -76,10 +77,7 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups) -> ConvGe
     stride = as_pair(stride, "stride", minimum=1)
     padding = as_pair(padding, "padding", minimum=0)
     dilation = as_pair(dilation, "dilation", minimum=1)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"groups must be positive, got {groups}")
+    groups = as_int(groups, "groups", low=1)
     n, c, h, w = x_shape
     g_out, cin_g, kh, kw = w_shape
     if c % groups:

@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cvcourse._checks import as_flag
+
 from . import _pool_numba as kernels
 from ._validate import as_float_array, as_pair, check_grad_shape, output_hw, same_dtype
 
@@ -120,12 +122,6 @@ def _for_kernel(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
-
-
 def _check_indices(indices, expected_shape) -> np.ndarray:
     """``indices`` as C-contiguous int64 of the forward output's shape (values checked later)."""
     if not isinstance(indices, np.ndarray):
@@ -173,7 +169,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, return_indice
     """
     x = _for_kernel(as_float_array(x, "x", 4))
     geom = _geometry(x.shape, kernel_size, stride, padding, dilation, "max_pool2d")
-    return_indices = _check_bool(return_indices, "return_indices")
+    return_indices = as_flag(return_indices, "return_indices")
     y = np.empty(geom.output_shape(x.shape), dtype=x.dtype)
     if geom.is_2x2:
         indices = np.empty(y.shape, dtype=np.int64) if return_indices else _NO_INDICES
@@ -235,7 +231,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     """
     x = _for_kernel(as_float_array(x, "x", 4))
     geom = _geometry(x.shape, kernel_size, stride, padding, 1, "avg_pool2d")
-    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    count_include_pad = as_flag(count_include_pad, "count_include_pad")
     y = np.empty(geom.output_shape(x.shape), dtype=x.dtype)
     if geom.is_2x2:
         kernels.avg_pool2d_2x2(x, y)
@@ -257,7 +253,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_
     dy = _for_kernel(as_float_array(dy, "dy", 4))
     x_shape = _check_x_shape(x_shape)
     geom = _geometry(x_shape, kernel_size, stride, padding, 1, "avg_pool2d")
-    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    count_include_pad = as_flag(count_include_pad, "count_include_pad")
     check_grad_shape(dy, geom.output_shape(x_shape), "avg_pool2d")
     dx = np.empty(x_shape, dtype=dy.dtype)
     if geom.is_2x2:

@@ -12,6 +12,8 @@ import os
 import numba
 from threadpoolctl import threadpool_limits
 
+from cvcourse._checks import as_int
+
 
 def max_threads() -> int:
     """The most threads numba may use in this process (``NUMBA_NUM_THREADS``)."""
@@ -19,8 +21,7 @@ def max_threads() -> int:
 
 
 def _check_count(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, got {n!r}")
+    n = as_int(n, "n")
     if not 1 <= n <= max_threads():
         raise ValueError(f"n must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), got {n}")
     return n

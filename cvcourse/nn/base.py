@@ -28,9 +28,10 @@ Conventions of the reference layers built on it:
 from __future__ import annotations
 
 import contextlib
-import numbers
 
 import numpy as np
+
+from cvcourse._checks import as_flag
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -44,21 +45,6 @@ def as_param_dtype(dtype) -> np.dtype:
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be np.float32 or np.float64, got {dt}")
     return dt
-
-
-def positive_int(value, name: str, who: str) -> int:
-    """``value`` as an int >= 1 (bools rejected); errors name ``who`` and ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{who}: {name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def as_bool(value, name: str, who: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{who}: {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 class Layer:
@@ -92,7 +78,7 @@ class Layer:
 
     def train(self, mode: bool = True) -> Layer:
         """Set training mode (``mode=True``) or evaluation mode; returns ``self``."""
-        self.training = as_bool(mode, "mode", f"{self!r}.train")
+        self.training = as_flag(mode, "mode", f"{self!r}.train")
         return self
 
     def eval(self) -> Layer:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from cvcourse._checks import as_flag, as_int
 from cvcourse.kernels import conv2d, conv2d_backward
 from cvcourse.kernels._validate import as_pair
 
 from . import init
-from .base import Layer, as_bool, as_param_dtype, positive_int
+from .base import Layer, as_param_dtype
 
 __all__ = ["Conv2d", "Flatten", "Linear"]
 
@@ -45,9 +46,9 @@ class Linear(Layer):
         self, in_features, out_features, bias=True, *, dtype=np.float32, seed=None, rng=None
     ):
         super().__init__()
-        self.in_features = positive_int(in_features, "in_features", "Linear")
-        self.out_features = positive_int(out_features, "out_features", "Linear")
-        bias = as_bool(bias, "bias", "Linear")
+        self.in_features = as_int(in_features, "in_features", "Linear", low=1)
+        self.out_features = as_int(out_features, "out_features", "Linear", low=1)
+        bias = as_flag(bias, "bias", "Linear")
         weight, b = init.default_weight_and_bias(
             (self.out_features, self.in_features),
             bias,
@@ -149,9 +150,9 @@ class Conv2d(Layer):
         rng=None,
     ):
         super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels", "Conv2d")
-        self.out_channels = positive_int(out_channels, "out_channels", "Conv2d")
-        self.groups = positive_int(groups, "groups", "Conv2d")
+        self.in_channels = as_int(in_channels, "in_channels", "Conv2d", low=1)
+        self.out_channels = as_int(out_channels, "out_channels", "Conv2d", low=1)
+        self.groups = as_int(groups, "groups", "Conv2d", low=1)
         try:
             self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
             self.stride = as_pair(stride, "stride", minimum=1)
@@ -162,7 +163,7 @@ class Conv2d(Layer):
         for name, count in (("in_channels", in_channels), ("out_channels", out_channels)):
             if count % self.groups:
                 raise ValueError(f"Conv2d: {name}={count} is not divisible by groups={groups}")
-        bias = as_bool(bias, "bias", "Conv2d")
+        bias = as_flag(bias, "bias", "Conv2d")
         shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         weight, b = init.default_weight_and_bias(
             shape, bias, init.as_generator(seed, rng), as_param_dtype(dtype)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cvcourse._checks import as_flag
 from cvcourse.kernels import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from cvcourse.kernels._validate import as_pair
 
-from .base import Layer, as_bool
+from .base import Layer
 
 __all__ = ["AvgPool2d", "MaxPool2d"]
 
@@ -96,7 +97,7 @@ class AvgPool2d(Layer):
         self.kernel_size, self.stride, self.padding, _ = _window(
             "AvgPool2d", kernel_size, stride, padding
         )
-        self.count_include_pad = as_bool(count_include_pad, "count_include_pad", "AvgPool2d")
+        self.count_include_pad = as_flag(count_include_pad, "count_include_pad", "AvgPool2d")
 
     def extra_repr(self) -> str:
         text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

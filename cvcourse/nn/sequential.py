@@ -6,7 +6,9 @@ from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 
-from .base import Layer, as_bool
+from cvcourse._checks import as_flag
+
+from .base import Layer
 
 __all__ = ["Sequential"]
 
@@ -145,7 +147,7 @@ class Sequential(Layer):
 
     def train(self, mode: bool = True) -> Sequential:
         """Training (``mode=True``) or evaluation mode, for this and every child."""
-        mode = as_bool(mode, "mode", "Sequential.train")
+        mode = as_flag(mode, "mode", "Sequential.train")
         self.training = mode
         for layer in self.layers:
             if callable(getattr(layer, "train", None)):

@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cvcourse._checks import as_int
+
 __all__ = ["Evaluation", "History", "evaluate", "fit", "plot_history"]
 
 _FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
@@ -417,11 +419,7 @@ def fit(
             f"{who}: optimizer must have a step() method (e.g. SGD(model, lr=0.1)), got "
             f"{type(optimizer).__name__}"
         )
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
-        raise TypeError(f"{who}: epochs must be a positive int, got {epochs!r}")
-    if epochs < 1:
-        raise ValueError(f"{who}: epochs must be >= 1, got {epochs!r}")
-    epochs = int(epochs)
+    epochs = as_int(epochs, "epochs", who, low=1)
     _check_loader(train_loader, "train_loader", who, reiterable=epochs > 1)
     if val_loader is not None:
         _check_loader(val_loader, "val_loader", who, reiterable=epochs > 1)

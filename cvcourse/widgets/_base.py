@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
-import numbers
 
 import numpy as np
 
@@ -121,26 +120,7 @@ class Explorer(widgets.VBox):
         )
 
 
-# --- argument checks (same style as cvcourse.kernels._validate) --------------------------------
-
-
-def check_int(value, name: str, who: str, *, low: int | None = None, high: int | None = None):
-    """``value`` as an int in ``[low, high]``; errors name ``who`` and ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{who}: {name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{who}: {name} must be {bounds}, got {value}")
-    return value
-
-
-def check_choice(value, name: str, who: str, choices) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(
-            f"{who}: {name} must be one of {', '.join(map(repr, choices))}; got {value!r}"
-        )
-    return value
+# --- argument checks of widget inputs (ints, flags, choices: cvcourse._checks) ----------------
 
 
 def real_array(value, name: str, who: str, *, ndim=None, min_size: int = 1) -> np.ndarray:

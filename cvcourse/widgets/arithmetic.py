@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Explorer, check_int, slider, widgets
+from cvcourse._checks import as_int
+
+from ._base import Explorer, slider, widgets
 from .drawing import GRID_MARGINS, draw_grid, new_figure, outline_block, outline_cells
 
 __all__ = ["ConvArithmetic", "conv_arithmetic", "output_size"]
@@ -47,7 +49,7 @@ class ConvArithmetic(Explorer):
     def __init__(self, size=5, kernel_size=3, stride=2, padding=1, dilation=1):
         who = "conv_arithmetic"
         values = {
-            name: check_int(value, name, who, low=lo, high=hi)
+            name: as_int(value, name, who, low=lo, high=hi)
             for (name, (lo, hi)), value in zip(
                 _LIMITS.items(), (size, kernel_size, stride, padding, dilation), strict=True
             )

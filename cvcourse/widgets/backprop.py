@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cvcourse._checks import as_choice, as_int
+
 from ..kernels import conv2d, conv2d_backward
-from ._base import Explorer, check_choice, check_int, real_array, slider, widgets
+from ._base import Explorer, real_array, slider, widgets
 from .drawing import GRID_MARGINS, draw_grid, new_figure, outline_block, outline_cells
 
 __all__ = ["ConvBackpropExplorer", "conv_backprop_explorer", "dilate_and_pad"]
@@ -100,9 +102,9 @@ class ConvBackpropExplorer(Explorer):
             raise ValueError(f"{who}: x must be at most 8x8 to be readable, got {self.input.shape}")
         if max(self.kernel.shape) > 5:
             raise ValueError(f"{who}: kernel must be at most 5x5, got {self.kernel.shape}")
-        stride = check_int(stride, "stride", who, low=1, high=3)
-        padding = check_int(padding, "padding", who, low=0, high=2)
-        check_choice(mode, "mode", who, MODES)
+        stride = as_int(stride, "stride", who, low=1, high=3)
+        padding = as_int(padding, "padding", who, low=0, high=2)
+        as_choice(mode, "mode", MODES, who)
         h, w = self.input.shape
         kh, kw = self.kernel.shape
         self.mode = widgets.ToggleButtons(options=MODES, value=mode, description="choose")

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._base import Explorer, check_int, widgets
+from cvcourse._checks import as_int
+
+from ._base import Explorer, widgets
 from .drawing import label_tiles, new_figure, tile_grid, tile_image
 
 __all__ = ["FeatureMaps", "FilterGrid", "show_feature_maps", "show_filters"]
@@ -72,8 +74,8 @@ class FilterGrid(Explorer):
     def __init__(self, weight, *, max_filters: int = 64, max_channels: int = 16):
         who = "show_filters"
         weight = _as_weight(weight, who)
-        max_filters = check_int(max_filters, "max_filters", who, low=1)
-        max_channels = check_int(max_channels, "max_channels", who, low=1)
+        max_filters = as_int(max_filters, "max_filters", who, low=1)
+        max_channels = as_int(max_channels, "max_channels", who, low=1)
         self.full_shape = weight.shape
         self.weight = weight[:max_filters, :max_channels]
         self.scale = widgets.ToggleButtons(options=SCALES, value=SCALES[0], description="scale")
@@ -250,7 +252,7 @@ class FeatureMaps(Explorer):
                 f"{who}: model must have a forward(x) method (a cvcourse.nn model), got "
                 f"{type(model).__name__}"
             )
-        self.max_channels = check_int(max_channels, "max_channels", who, low=1)
+        self.max_channels = as_int(max_channels, "max_channels", who, low=1)
         layers = list(model.layers) if hasattr(model, "layers") else [model]
         x = _input(x, _param_dtype(layers), who)
         self.activations: dict[str, np.ndarray] = {"input": x[0].astype(np.float64)}

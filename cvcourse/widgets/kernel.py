@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from cvcourse._checks import as_choice, as_flag
+
 from ..data import from_nchw, rgb_to_gray, sample_image, sample_image_names, to_nchw
 from ..filters import FILTERS, as_conv_weight
 from ..kernels import conv2d
-from ._base import Explorer, check_choice, real_array, widgets
+from ._base import Explorer, real_array, widgets
 from .drawing import new_figure
 
 __all__ = ["DISPLAY_MODES", "KernelExplorer", "kernel_explorer"]
@@ -63,7 +65,7 @@ class KernelExplorer(Explorer):
         self._own_image = None
         default = "grace_hopper"
         if isinstance(image, str):
-            default = check_choice(image, "image", who, names)
+            default = as_choice(image, "image", names, who)
         elif image is not None:
             arr = real_array(image, "image", who, ndim=(2, 3), min_size=3)
             if np.asarray(image).dtype == np.uint8:
@@ -76,9 +78,8 @@ class KernelExplorer(Explorer):
             self._own_image = arr.astype(np.float32)
             names = [YOUR_IMAGE, *names]
             default = YOUR_IMAGE
-        check_choice(filter, "filter", who, [*FILTERS, CUSTOM])
-        if not isinstance(gray, (bool, np.bool_)):
-            raise TypeError(f"{who}: gray must be True or False, got {gray!r}")
+        as_choice(filter, "filter", [*FILTERS, CUSTOM], who)
+        gray = as_flag(gray, "gray", who)
 
         self.image_select = widgets.Dropdown(options=names, value=default, description="image")
         self.gray = widgets.Checkbox(value=bool(gray), description="grey", indent=False)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cvcourse._checks import as_choice
+
 from ..kernels import conv2d
-from ._base import Explorer, check_choice, real_array, slider, widgets
+from ._base import Explorer, real_array, slider, widgets
 from .drawing import GRID_MARGINS, draw_grid, new_figure, outline_block, outline_cells
 
 __all__ = ["IMAGES", "PATTERNS", "PatternMatching", "pattern_matching"]
@@ -101,7 +103,7 @@ class PatternMatching(Explorer):
             same = {k: v for k, v in IMAGES.items() if v.shape == arr.shape}
             self._images = {YOUR_IMAGE: arr.astype(np.int64), **same}
             default = YOUR_IMAGE
-        check_choice(pattern, "pattern", who, list(PATTERNS))
+        as_choice(pattern, "pattern", list(PATTERNS), who)
         start = self._images[default]
         self.image_select = widgets.Dropdown(
             options=list(self._images), value=default, description="image"

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from cvcourse._checks import as_int
+
 from ..nn.training import History, plot_history
-from ._base import Explorer, check_int
+from ._base import Explorer
 from .drawing import new_figure
 
 __all__ = ["TrainingMonitor", "training_monitor"]
@@ -28,7 +30,7 @@ class TrainingMonitor(Explorer):
 
     def __init__(self, epochs: int | None = None, *, title: str = "training"):
         who = "training_monitor"
-        self.epochs = None if epochs is None else check_int(epochs, "epochs", who, low=1)
+        self.epochs = None if epochs is None else as_int(epochs, "epochs", who, low=1)
         if not isinstance(title, str):
             raise TypeError(f"{who}: title must be a str, got {type(title).__name__}")
         self.title = title
@@ -40,7 +42,7 @@ class TrainingMonitor(Explorer):
 
     def callback(self, epoch: int, history) -> None:
         """``fit``'s callback: record the finished ``epoch`` (1-based) and redraw."""
-        epoch = check_int(epoch, "epoch", "TrainingMonitor.callback", low=1)
+        epoch = as_int(epoch, "epoch", "TrainingMonitor.callback", low=1)
         self.epoch = epoch
         self._take(history, "TrainingMonitor.callback")
 

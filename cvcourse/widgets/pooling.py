@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cvcourse._checks import as_choice, as_int
+
 from ..kernels import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
-from ._base import Explorer, check_choice, check_int, real_array, slider, widgets
+from ._base import Explorer, real_array, slider, widgets
 from .drawing import GRID_MARGINS, draw_grid, new_figure, outline_block, outline_cells
 
 __all__ = ["DEFAULT_GRID", "PoolingExplorer", "pooling_explorer"]
@@ -59,11 +61,11 @@ class PoolingExplorer(Explorer):
         self.x = real_array(x, "x", who, ndim=2)
         if max(self.x.shape) > 12:
             raise ValueError(f"{who}: x must be at most 12x12 to be readable, got {self.x.shape}")
-        check_choice(mode, "mode", who, MODES)
+        as_choice(mode, "mode", MODES, who)
         limit = min(4, max(self.x.shape))
-        kernel_size = check_int(kernel_size, "kernel_size", who, low=1, high=limit)
-        stride = check_int(stride, "stride", who, low=1, high=4)
-        padding = check_int(padding, "padding", who, low=0, high=2)
+        kernel_size = as_int(kernel_size, "kernel_size", who, low=1, high=limit)
+        stride = as_int(stride, "stride", who, low=1, high=4)
+        padding = as_int(padding, "padding", who, low=0, high=2)
         self.mode = widgets.ToggleButtons(options=MODES, value=mode, description="pooling")
         self.kernel_size = slider("kernel k", kernel_size, 1, limit)
         self.stride = slider("stride s", stride, 1, 4)

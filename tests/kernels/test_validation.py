@@ -100,15 +100,15 @@ SHARED_CASES = [
         msg("groups=2 does not divide the 3 output channels of weight (3, 2, 3, 2)"),
         id="groups-not-dividing-out-channels",
     ),
-    pytest.param(dict(groups=0), ValueError, msg("groups must be positive, got 0"), id="groups-0"),
+    pytest.param(dict(groups=0), ValueError, msg("groups must be >= 1, got 0"), id="groups-0"),
     pytest.param(
-        dict(groups=-1), ValueError, msg("groups must be positive, got -1"), id="groups-negative"
+        dict(groups=-1), ValueError, msg("groups must be >= 1, got -1"), id="groups-negative"
     ),
     pytest.param(
-        dict(groups=1.0), TypeError, msg("groups must be an int, got 1.0"), id="groups-float"
+        dict(groups=1.0), TypeError, msg("groups must be an int, got float 1.0"), id="groups-float"
     ),
     pytest.param(
-        dict(groups=True), TypeError, msg("groups must be an int, got True"), id="groups-bool"
+        dict(groups=True), TypeError, msg("groups must be an int, got bool True"), id="groups-bool"
     ),
     # stride, padding, dilation: values
     pytest.param(dict(stride=0), ValueError, msg("stride must be positive, got 0"), id="stride-0"),
@@ -663,3 +663,18 @@ def test_numpy_integers_and_lists_are_accepted_as_sizes():
     np.testing.assert_array_equal(
         im2col(X, np.int64(3), stride=[1, 2]), im2col(X, 3, stride=(1, 2))
     )
+
+
+@pytest.mark.parametrize(
+    "n, error, match",
+    [
+        (True, TypeError, "n must be an int, got bool True"),
+        (2.0, TypeError, "n must be an int, got float 2.0"),
+        (0, ValueError, r"n must be between 1 and \d+ \(NUMBA_NUM_THREADS\), got 0"),
+    ],
+)
+def test_threads_rejects_a_bad_count(n, error, match):
+    from cvcourse.kernels import threads
+
+    with pytest.raises(error, match=match), threads(n):
+        pass

@@ -424,7 +424,7 @@ def test_conv2d_channel_mismatch_and_too_small_input_name_the_layer():
         (lambda: Conv2d(1, 1, 0), ValueError, "Conv2d: kernel_size must be positive"),
         (lambda: Conv2d(1, 1, 3, stride=0), ValueError, "stride must be positive"),
         (lambda: Conv2d(1, 1, 2.5), TypeError, "kernel_size must be an int"),
-        (lambda: Linear(0, 3), ValueError, "Linear: in_features must be a positive int"),
+        (lambda: Linear(0, 3), ValueError, "Linear: in_features must be >= 1, got 0"),
         (lambda: Linear(3, True), TypeError, "out_features"),
         (lambda: Linear(3, 2, bias=1), TypeError, "bias must be True or False"),
         (lambda: Linear(3, 2, dtype=np.int32), TypeError, "float32 or np.float64"),

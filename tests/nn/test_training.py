@@ -298,7 +298,7 @@ def test_fit_validates_its_arguments():
         fit(model, loss, object(), loader, **kw)
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         fit(model, loss, opt, loader, epochs=0, **kw)
-    with pytest.raises(TypeError, match="epochs must be a positive int"):
+    with pytest.raises(TypeError, match="epochs must be an int, got float 2.0"):
         fit(model, loss, opt, loader, epochs=2.0, **kw)
     with pytest.raises(TypeError, match="train_loader must be an iterable"):
         fit(model, loss, opt, np.zeros((4, 2)), **kw)
