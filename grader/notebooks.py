@@ -1,9 +1,10 @@
 """Reading assignment notebooks: their nbgrader cells, planted mistakes, fast execution.
 
-nbgrader grades notebooks in a Jupyter kernel (the pipeline in ``grader.pipeline``); this
-module is for everything around that: finding cells by ``grade_id``, building a simulated
-submission by editing a solution cell, and running a notebook's code in this process for
-tests that need the checks' verdicts per cell without nbgrader's 6 s per notebook.
+nbgrader grades notebooks in a sandboxed Jupyter kernel (``grader.autograde`` and
+``grader.worktask``); this module is for everything around that: finding cells by
+``grade_id``, building a simulated submission by editing a solution cell, and running a
+notebook's code in this process for tests that need the checks' verdicts per cell without
+nbgrader's 6 s per notebook.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Torch references: forward values and autograd gradients, as NumPy arrays.
 
-Every check of the course (the kernel tests now, the autograder's hidden tests later)
-compares against these. Each function runs torch in the dtype it is given (float64 for
-grading), with torch's own functional op, and returns plain ``np.ndarray`` values, so that
-callers never handle tensors.
+The kernel tests and a3's hidden checks (``grader.checks.a3_conv_pool``) compare against
+these (a1, a2 and a4's checks still call torch inline: issue 13 moves them here). Each
+function runs torch in the dtype it is given (float64 for grading), with torch's own
+functional op, and returns plain ``np.ndarray`` values, so that callers never handle
+tensors.
 """
 
 from __future__ import annotations
