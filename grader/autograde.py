@@ -39,6 +39,7 @@ from grader.gradebook import save_autograded
 from grader.preflight import prepare_notebooks, restore_metadata, review_notes
 from grader.quiet import quiet_nbgrader
 from grader.worktask import (
+    COURSE_ID,
     AssignmentPackage,
     GradedSubmission,
     Submission,
@@ -479,7 +480,7 @@ def autograde(
         notes += graded.notes
         folder = course.step_dir("submitted", student, assignment)
         timestamp = api.coursedir.get_existing_timestamp(os.fspath(folder))
-        save_autograded(course, api.coursedir.db_url, assignment, graded, timestamp)
+        save_autograded(course, gradebook, assignment, graded, timestamp)
         record = GradingRecord(assignment, student, graded.success, round(graded.seconds, 3), notes)
         record.digest = digests[student]
         record.head_seconds = round(time.perf_counter() - started, 4)
@@ -488,13 +489,19 @@ def autograde(
         bar.set_postfix_str(student)
         bar.update()
 
-    if cluster is None:
-        # Even one job runs in a worker process: a kernel that kills its parent must not
-        # take cvgrade (and every other submission's record) with it.
-        run_pool(tasks, jobs, done, deadline=task_timeout)
-    else:
-        from grader.cluster import run_on_cluster
+    from nbgrader.api import Gradebook
 
-        run_on_cluster(tasks, cluster, done, jobs=jobs, deadline=task_timeout, resources=resources)
+    # One open gradebook for the run: the head's only connection to gradebook.db.
+    with Gradebook(api.coursedir.db_url, COURSE_ID) as gradebook:
+        if cluster is None:
+            # Even one job runs in a worker process: a kernel that kills its parent must not
+            # take cvgrade (and every other submission's record) with it.
+            run_pool(tasks, jobs, done, deadline=task_timeout)
+        else:
+            from grader.cluster import run_on_cluster
+
+            run_on_cluster(
+                tasks, cluster, done, jobs=jobs, deadline=task_timeout, resources=resources
+            )
     bar.close()
     return [records.get(s) or earlier[s] for s in students]

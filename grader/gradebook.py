@@ -30,7 +30,7 @@ import nbformat
 from grader.course import Course
 from grader.notebooks import grade_id
 from grader.quiet import quiet_nbgrader
-from grader.worktask import COURSE_ID, GradedSubmission, write_tree
+from grader.worktask import GradedSubmission, write_tree
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def _replace_folder(folder: Path, files: dict[str, bytes]) -> None:
 
 def save_autograded(
     course: Course,
-    db_url: str,
+    gradebook,
     assignment: str,
     graded: GradedSubmission,
     timestamp: datetime | None,
@@ -187,29 +187,36 @@ def save_autograded(
     ``AssignLatePenalties`` would write them (auto scores, auto comments, late penalties;
     a manual score is kept and the grade marked for review), in one transaction. A
     submission that could not be graded only loses its stale autograded folder.
-    """
-    from nbgrader.api import Gradebook
 
+    ``gradebook`` is an open ``nbgrader.api.Gradebook``, kept for the whole run: a fresh
+    one per submission made SQLAlchemy compile every statement again (40 ms of the head's
+    time per submission instead of 17). A failed write is rolled back before it raises.
+    """
     folder = course.step_dir("autograded", graded.student, assignment)
     if not graded.success:
         shutil.rmtree(folder, ignore_errors=True)
         return
     _replace_folder(folder, graded.files)
-    with warnings.catch_warnings(), Gradebook(db_url, COURSE_ID) as gb:
+    gb = gradebook
+    with warnings.catch_warnings():
         quiet_nbgrader()
-        gb.update_or_create_student(graded.student)
-        if timestamp:
-            gb.update_or_create_submission(assignment, graded.student, timestamp=timestamp)
-        else:
-            gb.update_or_create_submission(assignment, graded.student)
-        for name, rows in graded.notebooks.items():
-            notebook = gb.find_submission_notebook(name, assignment, graded.student)
-            for grade in notebook.grades:
-                grade.auto_score = rows["grades"].get(grade.name)
-                grade.needs_manual_grade = (
-                    grade.manual_score is not None or grade.auto_score is None
-                )
-            for comment in notebook.comments:
-                comment.auto_comment = rows["comments"].get(comment.name)
-            notebook.late_submission_penalty = rows["late_submission_penalty"]
-        gb.db.commit()
+        try:
+            gb.update_or_create_student(graded.student)
+            if timestamp:
+                gb.update_or_create_submission(assignment, graded.student, timestamp=timestamp)
+            else:
+                gb.update_or_create_submission(assignment, graded.student)
+            for name, rows in graded.notebooks.items():
+                notebook = gb.find_submission_notebook(name, assignment, graded.student)
+                for grade in notebook.grades:
+                    grade.auto_score = rows["grades"].get(grade.name)
+                    grade.needs_manual_grade = (
+                        grade.manual_score is not None or grade.auto_score is None
+                    )
+                for comment in notebook.comments:
+                    comment.auto_comment = rows["comments"].get(comment.name)
+                notebook.late_submission_penalty = rows["late_submission_penalty"]
+            gb.db.commit()
+        except BaseException:
+            gb.db.rollback()  # the session stays usable for the next submission
+            raise
