@@ -26,45 +26,20 @@ CSV is byte for byte that of the first run.
 from __future__ import annotations
 
 import argparse
-import copy
 import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import nbformat
-
 from grader.autograde import autograde
 from grader.cli import release
 from grader.course import Course, allow_unsafe_grading, require_sandbox
 from grader.export import write_grades_csv
 from grader.gradebook import cell_scores
-from grader.notebooks import nbgrader_meta
 from grader.quiet import quiet_nbgrader
-from grader.simulate import SimulatedStudent, simulated_class, submit_class
+from grader.simulate import submit_class, submit_synthetic_class
 from grader.term import REPO, scratch_course
-
-
-def synthetic_class(course: Course, assignment: str, students: int) -> list[SimulatedStudent]:
-    """``students`` submissions dealt from the simulated class's patterns (module doc)."""
-    if students < 1:
-        raise ValueError(f"students must be at least 1, got {students}")
-    patterns = simulated_class(course, assignment)
-    (name,) = course.notebook_names(assignment)
-    made = []
-    for number in range(students):
-        pattern = patterns[number % len(patterns)]
-        nb = copy.deepcopy(pattern.notebook)
-        first = next(c for c in nb.cells if nbgrader_meta(c).get("solution"))
-        first.source = f"# submission {number} ({pattern.student})\n" + first.source
-        student = f"{pattern.student.replace('-', '_')}_{number:05d}"
-        folder = course.step_dir("submitted", student, assignment)
-        folder.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, folder / f"{name}.ipynb")
-        (folder / "timestamp.txt").write_text("2026-11-23 12:00:00.000000 UTC")
-        made.append(SimulatedStudent(student, nb, dict(pattern.expected), pattern.mistake))
-    return made
 
 
 def _grade_class(course: Course, assignment: str, run: str, out: Path) -> dict:
@@ -90,7 +65,7 @@ def students_main(args) -> int:
     course = scratch_course(args.out)
     assignment = (args.assignments or ["a3_conv_pool"])[0]
     release(course, [assignment])
-    made = synthetic_class(course, assignment, args.students)
+    made = submit_synthetic_class(course, assignment, args.students)
     expected = {(s.student, c): p for s in made for c, p in s.expected.items()}
     runs = args.run or ["jobs1", "jobs2", "local2"]
     n = len(made)

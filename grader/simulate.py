@@ -81,3 +81,34 @@ def submit_class(course: Course, assignment: str) -> list[SimulatedStudent]:
         nbformat.write(student.notebook, folder / f"{name}.ipynb")
         (folder / "timestamp.txt").write_text("2026-11-23 12:00:00.000000 UTC")
     return students
+
+
+def submit_synthetic_class(course: Course, assignment: str, size: int) -> list[SimulatedStudent]:
+    """A class of ``size`` submissions dealt from the simulated class's patterns (the
+    solution, the blank notebook, each planted mistake) round-robin, written into
+    ``submitted/``; returned with the grades each must get.
+
+    Each student gets a name of their own (``<pattern>_<number>``) and a comment line of
+    their own at the top of the first solution cell, so no two files are the same.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    patterns = simulated_class(course, assignment)
+    (name,) = course.notebook_names(assignment)
+    made = []
+    for number in range(size):
+        pattern = patterns[number % len(patterns)]
+        nb = copy.deepcopy(pattern.notebook)
+        first = next(c for c in nb.cells if nbgrader_meta(c).get("solution"))
+        first.source = f"# submission {number} ({pattern.student})\n" + first.source
+        student = f"{pattern.student.replace('-', '_')}_{number:05d}"
+        folder = course.step_dir("submitted", student, assignment)
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / f"{name}.ipynb")
+        (folder / "timestamp.txt").write_text("2026-11-23 12:00:00.000000 UTC")
+        made.append(
+            SimulatedStudent(
+                student, nb, dict(pattern.expected), pattern.mistake, list(pattern.lost)
+            )
+        )
+    return made

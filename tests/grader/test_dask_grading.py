@@ -9,6 +9,11 @@ ungraded (never 0) after two tries; a re-run grades only what is missing. Every 
 the cluster starts runs with an audit hook (a ``sitecustomize`` on its ``PYTHONPATH``) that
 logs the files it opens and the SQLite databases it connects to: none may be under the
 course folder, where ``gradebook.db`` lives.
+
+Then a synthetic class of assignment 3 (``grader.simulate.submit_synthetic_class``, what
+``bench/bench_grading.py --students N`` grades), six submissions, is graded the same two
+ways with the worker grading one of them killed: every grade must be the one its pattern
+(the solution, the blank notebook, a planted mistake) earns, and the CSV that of ``--jobs 1``.
 """
 
 from __future__ import annotations
@@ -80,8 +85,8 @@ def _course(root: Path) -> Course:
     return Course(root)
 
 
-def _csv(course: Course, out: Path) -> bytes:
-    return write_grades_csv(cell_scores(course, ["tiny"]), out).read_bytes()
+def _csv(course: Course, out: Path, assignment: str = "tiny") -> bytes:
+    return write_grades_csv(cell_scores(course, [assignment]), out).read_bytes()
 
 
 class Killer(threading.Thread):
@@ -225,3 +230,57 @@ def test_no_worker_process_touches_the_course_folder_or_its_gradebook(graded):
     course = os.fspath(graded["course"].root)
     touched = [line for line in lines if course in line or "gradebook.db" in line]
     assert touched == []
+
+
+# --- a synthetic a3 class (grader.simulate.submit_synthetic_class, as bench_grading) ---------
+
+A3 = "a3_conv_pool"
+SYNTHETIC = 6  # the solution, the blank notebook and four planted mistakes
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """Six a3 submissions dealt from the simulated class's patterns, graded with ``--jobs 1``
+    and on a LocalCluster of 2 workers, the worker grading the third one killed once."""
+    from grader.cli import release
+    from grader.cluster import local_cluster
+    from grader.simulate import submit_synthetic_class
+    from grader.term import scratch_course
+
+    base = tmp_path_factory.mktemp("synthetic")
+    courses, classes = {}, {}
+    for run in ("jobs1", "cluster"):
+        courses[run] = scratch_course(base / run)
+        release(courses[run], [A3])
+        classes[run] = submit_synthetic_class(courses[run], A3, SYNTHETIC)
+    grading = {"timeout": 60, "memory_mb": 2048, "progress": False}
+    autograde(courses["jobs1"], A3, jobs=1, **grading)
+    target = classes["cluster"][2].student
+    with local_cluster(2) as cluster, distributed.Client(cluster) as client:
+        killer = Killer(client)
+        killer.targets[target] = 1
+        killer.start()
+        try:
+            records = autograde(courses["cluster"], A3, cluster=client, **grading)
+        finally:
+            killer.stopping.set()
+            killer.join(5)
+    return {
+        "courses": courses,
+        "class": classes["cluster"],
+        "target": target,
+        "killed": list(killer.killed),
+        "records": {r.student: r for r in records},
+        "csv": {run: _csv(course, base / f"{run}.csv", A3) for run, course in courses.items()},
+    }
+
+
+def test_a_synthetic_class_gets_its_patterns_grades_on_a_cluster_with_a_worker_killed(synthetic):
+    assert synthetic["killed"] == [synthetic["target"]]
+    assert "graded again" in " ".join(synthetic["records"][synthetic["target"]].notes)
+    course = synthetic["courses"]["cluster"]
+    scores = {(s.student, s.cell): s.score for s in cell_scores(course, [A3])}
+    expected = {(s.student, c): p for s in synthetic["class"] for c, p in s.expected.items()}
+    assert scores == expected
+    assert {s.mistake is None for s in synthetic["class"]} == {True, False}  # both kinds dealt
+    assert synthetic["csv"]["cluster"] == synthetic["csv"]["jobs1"]
