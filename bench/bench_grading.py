@@ -1,7 +1,7 @@
 """How long grading takes: seconds per submission per assignment, and the whole class
 with ``--jobs 1`` and ``--jobs 2``, and what the sandbox itself costs.
 
-It grades the simulated class of ``make demo`` (``grader.simulate``) in a scratch copy of
+It grades the simulated class of ``make demo`` (``grader.term.simulate``) in a scratch copy of
 the course, three times: one worker, two workers, then one worker without the sandbox
 (``--unsafe-no-sandbox``, for the sandbox's own cost). A submission's seconds are
 nbgrader's autograde call (kernel start in its sandbox, every cell with the judge grading
@@ -32,14 +32,14 @@ import sys
 import time
 from pathlib import Path
 
-from grader.autograde import autograde
-from grader.cli import release
-from grader.course import Course, allow_unsafe_grading, require_sandbox
-from grader.export import write_grades_csv
-from grader.gradebook import cell_scores
-from grader.quiet import quiet_nbgrader
-from grader.simulate import submit_class, submit_synthetic_class
-from grader.term import REPO, scratch_course
+from grader.pipeline.autograde import autograde
+from grader.pipeline.course import Course, allow_unsafe_grading, require_sandbox
+from grader.pipeline.export import write_grades_csv
+from grader.pipeline.gradebook import cell_scores
+from grader.pipeline.quiet import quiet_nbgrader
+from grader.pipeline.steps import release
+from grader.term.run import REPO, scratch_course
+from grader.term.simulate import submit_class, submit_synthetic_class
 
 
 def _grade_class(course: Course, assignment: str, run: str, out: Path) -> dict:

@@ -27,8 +27,8 @@ c.OverwriteCells.add_missing_cells = True
 # sanitized (no script, event handler or javascript: link reaches the page).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.ClearHiddenTests",
-    "grader.preprocessors.HideTestTracebacks",
-    "grader.preprocessors.SanitizeOutputs",
+    "grader.pipeline.preprocessors.HideTestTracebacks",
+    "grader.pipeline.preprocessors.SanitizeOutputs",
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

@@ -1,6 +1,12 @@
-"""grader: the TA side of the course.
+"""grader: the TA side of the course. It may import ``cvcourse``; never the reverse.
 
-It holds the torch references that every graded function is compared with
-(``grader.reference``); later parts add the nbgrader glue, the sandbox, the CLI and the
-reports. ``grader`` may import ``cvcourse``; ``cvcourse`` never imports ``grader``.
+cli.py             ``cvgrade``: a thin layer over the pipeline's steps
+pipeline/          the grading flow on nbgrader: collect, sandboxed autograde (locally
+                   or on a Dask cluster), gradebook, feedback, export, report
+checks/            the hidden checks of each assignment, and their harness
+judge/             the process that runs the checks beside the student's kernel
+reference.py       the torch references every graded function is compared with
+notebooks.py       reading assignment notebooks: cells by grade_id, points, mistakes
+lectures/          ``cvgrade release-lectures``: offline pages and slides
+term/              the simulated term (``make demo``) and its planted mistakes
 """

@@ -30,96 +30,75 @@ import argparse
 import sys
 from pathlib import Path
 
-from grader.course import Course, CourseError
-from grader.quiet import quiet_nbgrader
+from grader.pipeline import steps
+from grader.pipeline.course import Course, CourseError
+from grader.pipeline.quiet import quiet_nbgrader
+
+# One function per command, ``(course, args)``: the parser picks it (``set_defaults``).
+# They parse nothing and decide nothing the steps do not: they call the step and print.
 
 
-def release(course: Course, assignments: list[str], exchange=None) -> list[Path]:
-    """Generate the student version of each assignment (all by default); their folders.
-
-    With an ``exchange`` (:class:`grader.exchange.Exchange`), also put each one out for
-    students to fetch.
-    """
-    from grader.exchange import release_to_exchange
-
-    api = course.api()
-    folders = []
-    for assignment in assignments or course.assignments():
-        course.check_assignment(assignment)
-        result = api.generate_assignment(assignment, force=True)
-        if not result["success"]:
-            raise CourseError(f"nbgrader could not release {assignment}:\n{result.get('error')}")
-        folder = course.step_dir("release", "", assignment)
-        print(f"released {assignment} -> {folder}")
-        if exchange is not None:
-            outbound = release_to_exchange(course, assignment, exchange)
-            print(f"released {assignment} to the exchange -> {outbound}")
-        folders.append(folder)
-    return folders
+def _release(course: Course, args) -> None:
+    steps.release(course, args.assignments, _exchange_of(course, args) if args.exchange else None)
 
 
-def feedback(course: Course, assignment: str, exchange=None) -> Path:
-    """nbgrader's HTML feedback for every autograded submission of ``assignment``; with an
-    ``exchange``, also returned to the students through it."""
-    from grader.exchange import release_feedback
-
-    course.check_assignment(assignment)
-    result = course.api().generate_feedback(assignment)
-    if not result["success"]:
-        raise CourseError(f"nbgrader could not write feedback:\n{result.get('error')}")
-    folder = course.root / "feedback"
-    count = len(list(folder.glob(f"*/{assignment}/*.html")))
-    print(f"feedback for {assignment}: {count} HTML files under {folder}")
-    if exchange is not None:
-        released = release_feedback(course, assignment, exchange)
-        print(f"feedback for {assignment} returned to {released} submissions via the exchange")
-    return folder
+def _collect(course: Course, args) -> None:
+    if args.exchange == bool(args.source):
+        raise CourseError("collect takes either a SOURCE or --exchange")
+    if args.exchange:
+        _collect_exchange(course, args.assignment, _exchange_of(course, args), args.on_behalf)
+    else:
+        _collect_source(course, args.assignment, args.source, args.pattern)
 
 
-def notes_by_submission(course: Course) -> dict[tuple[str, str], list[str]]:
-    """``(assignment, student) -> notes`` from every saved grading record of the course."""
-    from grader.autograde import GradingRecord
-    from grader.exchange import load_flags
+def _collect_source(course: Course, assignment: str, source: str, pattern: str | None) -> None:
+    from grader.pipeline.collect import DEFAULT_PATTERN, collect
 
-    notes = {}
-    for assignment in course.assignments():
-        for student, flags in load_flags(course, assignment).items():
-            notes.setdefault((assignment, student), []).extend(flags)
-        for record in GradingRecord.load_all(course, assignment):
-            notes.setdefault((assignment, record.student), []).extend(record.notes)
-    return notes
+    result = collect(course, assignment, source, pattern=pattern or DEFAULT_PATTERN)
+    print(f"collected {len(result.students)} submissions of {assignment} from {source}")
+    for note in result.notes:
+        print(f"  {note}")
 
 
-def export(course: Course, out: Path | None = None) -> Path:
-    from grader.export import write_grades_csv
-    from grader.gradebook import cell_scores
+def _collect_exchange(course: Course, assignment: str, exchange, on_behalf: list[str]) -> None:
+    from grader.pipeline.exchange import collect_from_exchange
 
-    path = write_grades_csv(cell_scores(course), out or course.root / "reports" / "grades.csv")
-    print(f"grades -> {path}")
-    return path
-
-
-def report(course: Course, out: Path | None = None) -> Path:
-    from grader.gradebook import cell_scores
-    from grader.report import write_report
-
-    out = out or course.root / "reports"
-    path = write_report(cell_scores(course), notes_by_submission(course), out)
-    print(f"report -> {path}")
-    return path
+    result = collect_from_exchange(course, assignment, exchange, on_behalf=frozenset(on_behalf))
+    print(f"collected {len(result.students)} submissions of {assignment} from {exchange.inbound}")
+    for student, flags in sorted(result.flags.items()):
+        for flag in flags:
+            print(f"  FLAG {student}: {flag}")
 
 
-def autograde(course: Course, assignment: str, args) -> None:
-    from grader.autograde import autograde as run_autograde
-    from grader.course import UNSAFE_NOTE, allow_unsafe_grading, require_sandbox
+def _receipts(course: Course, args) -> None:
+    import signal
+
+    from grader.pipeline.exchange import Receipts
+
+    book = Receipts(course, _exchange_of(course, args))
+    if not args.watch:
+        taken = book.take()
+        print(f"took {len(taken)} new receipts from {book.exchange.inbound}")
+        return
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        book.watch(args.interval, stop=lambda: bool(stopping), log=lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        pass
+
+
+def _autograde(course: Course, args) -> None:
+    from grader.pipeline.autograde import autograde
+    from grader.pipeline.course import UNSAFE_NOTE, allow_unsafe_grading, require_sandbox
 
     allow_unsafe_grading(args.unsafe_no_sandbox)
     require_sandbox()
     if args.unsafe_no_sandbox:
         print(f"cvgrade: WARNING: {UNSAFE_NOTE}", file=sys.stderr)
-    records = run_autograde(
+    records = autograde(
         course,
-        assignment,
+        args.assignment,
         args.student or None,
         jobs=args.jobs,
         timeout=args.timeout,
@@ -130,7 +109,7 @@ def autograde(course: Course, assignment: str, args) -> None:
         task_timeout=args.task_timeout,
     )
     graded = sum(r.success for r in records)
-    print(f"{graded} of {len(records)} submissions of {assignment} are graded")
+    print(f"{graded} of {len(records)} submissions of {args.assignment} are graded")
     for record in records:
         for note in record.notes:
             print(f"  {record.student}: {note}")
@@ -150,46 +129,47 @@ def _resources(tags: list[str]) -> dict[str, float] | None:
     return found or None
 
 
-def collect(course: Course, assignment: str, source: str, pattern: str | None) -> None:
-    from grader.collect import DEFAULT_PATTERN
-    from grader.collect import collect as run_collect
-
-    result = run_collect(course, assignment, source, pattern=pattern or DEFAULT_PATTERN)
-    print(f"collected {len(result.students)} submissions of {assignment} from {source}")
-    for note in result.notes:
-        print(f"  {note}")
+def _feedback(course: Course, args) -> None:
+    steps.feedback(course, args.assignment, _exchange_of(course, args) if args.release else None)
 
 
-def collect_exchange(course: Course, assignment: str, exchange, on_behalf: list[str]) -> None:
-    from grader.exchange import collect_from_exchange
-
-    result = collect_from_exchange(course, assignment, exchange, on_behalf=frozenset(on_behalf))
-    print(f"collected {len(result.students)} submissions of {assignment} from {exchange.inbound}")
-    for student, flags in sorted(result.flags.items()):
-        for flag in flags:
-            print(f"  FLAG {student}: {flag}")
+def _export(course: Course, args) -> None:
+    steps.export(course, args.out)
 
 
-def receipts(course: Course, exchange, watch: bool, interval: float) -> None:
-    import signal
+def _report(course: Course, args) -> None:
+    steps.report(course, args.out)
 
-    from grader.exchange import Receipts
 
-    book = Receipts(course, exchange)
-    if not watch:
-        taken = book.take()
-        print(f"took {len(taken)} new receipts from {exchange.inbound}")
-        return
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    try:
-        book.watch(interval, stop=lambda: bool(stopping), log=lambda m: print(m, flush=True))
-    except KeyboardInterrupt:
-        pass
+def _run(course: Course, args) -> None:
+    course.check_assignment(args.assignment)
+    if args.source:
+        _collect_source(course, args.assignment, args.source, args.pattern)
+    elif not course.students(args.assignment):
+        raise CourseError(f"nothing in {course.root / 'submitted'}: give a SOURCE")
+    _autograde(course, args)
+    steps.feedback(course, args.assignment)
+    steps.export(course, args.out / "grades.csv" if args.out else None)
+    steps.report(course, args.out)
+
+
+def _release_lectures(course: Course, args) -> None:
+    from grader.lectures.assets import human
+    from grader.lectures.release import assets_size, release_lectures
+
+    released = release_lectures(
+        course, args.lectures, args.out, timeout=args.timeout, single_file=args.single_file
+    )
+    for lecture in released:
+        sizes = ", ".join(f"{name} {human(n)}" for name, n in lecture.sizes.items())
+        print(f"released {lecture.html.stem} -> {lecture.html.parent}: {sizes}")
+    if released and not args.single_file:
+        shared = assets_size(released[0].html.parent)
+        print(f"shared assets/ (MathJax, reveal.js, widget manager): {human(shared)}")
 
 
 def _exchange_of(course: Course, args):
-    from grader.exchange import Exchange
+    from grader.pipeline.exchange import Exchange
 
     return Exchange.of(course, args.exchange_root)
 
@@ -212,6 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("assignments", nargs="*", help="default: every assignment")
     p.add_argument("--exchange", action="store_true", help="also release to the exchange")
     exchange_root(p)
+    p.set_defaults(func=_release)
 
     p = sub.add_parser("collect", help="collect submissions from a folder, LMS zip or the hub")
     p.add_argument("assignment")
@@ -228,14 +209,16 @@ def _parser() -> argparse.ArgumentParser:
         help="a user allowed to submit under another name (a TA; repeatable)",
     )
     exchange_root(p)
+    p.set_defaults(func=_collect)
 
     p = sub.add_parser("receipts", help="take receipts of new submissions in the exchange")
     p.add_argument("--watch", action="store_true", help="keep taking them until stopped")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between looks (2)")
     exchange_root(p)
+    p.set_defaults(func=_receipts)
 
     def grading_options(p):
-        from grader.autograde import DEFAULT_TASK_TIMEOUT
+        from grader.pipeline.autograde import DEFAULT_TASK_TIMEOUT
 
         p.add_argument(
             "--jobs",
@@ -277,6 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("assignment")
     p.add_argument("--student", action="append", help="only this student (repeatable)")
     grading_options(p)
+    p.set_defaults(func=_autograde)
 
     p = sub.add_parser("feedback", help="write HTML feedback")
     p.add_argument("assignment")
@@ -284,12 +268,15 @@ def _parser() -> argparse.ArgumentParser:
         "--release", action="store_true", help="return it to the students via the exchange"
     )
     exchange_root(p)
+    p.set_defaults(func=_feedback)
 
     p = sub.add_parser("export", help="write grades.csv")
     p.add_argument("--out", type=Path, help="CSV path (default: <course>/reports/grades.csv)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("report", help="write the grade report")
     p.add_argument("--out", type=Path, help="folder (default: <course>/reports)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("run", help="collect, autograde, feedback, export and report")
     p.add_argument("assignment")
@@ -297,7 +284,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pattern", help="regex with a (?P<student>...) group for file names")
     p.add_argument("--out", type=Path, help="report folder (default: <course>/reports)")
     grading_options(p)
-    p.set_defaults(student=None)
+    p.set_defaults(func=_run, student=None)
 
     p = sub.add_parser("release-lectures", help="execute and export the lectures")
     p.add_argument("lectures", nargs="*", help="default: every lecture")
@@ -308,6 +295,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="inline MathJax, reveal.js and the widget manager into each page (LMS upload)",
     )
+    p.set_defaults(func=_release_lectures)
     return parser
 
 
@@ -315,52 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet_nbgrader()
     try:
-        course = Course.find(args.course)
-        if args.command == "release":
-            release(course, args.assignments, _exchange_of(course, args) if args.exchange else None)
-        elif args.command == "collect":
-            if args.exchange == bool(args.source):
-                raise CourseError("collect takes either a SOURCE or --exchange")
-            if args.exchange:
-                collect_exchange(
-                    course, args.assignment, _exchange_of(course, args), args.on_behalf
-                )
-            else:
-                collect(course, args.assignment, args.source, args.pattern)
-        elif args.command == "receipts":
-            receipts(course, _exchange_of(course, args), args.watch, args.interval)
-        elif args.command == "autograde":
-            autograde(course, args.assignment, args)
-        elif args.command == "feedback":
-            feedback(course, args.assignment, _exchange_of(course, args) if args.release else None)
-        elif args.command == "export":
-            export(course, args.out)
-        elif args.command == "report":
-            report(course, args.out)
-        elif args.command == "release-lectures":
-            from grader.assets import human
-            from grader.lectures import assets_size, release_lectures
-
-            released = release_lectures(
-                course, args.lectures, args.out, timeout=args.timeout, single_file=args.single_file
-            )
-            for lecture in released:
-                sizes = ", ".join(f"{name} {human(n)}" for name, n in lecture.sizes.items())
-                print(f"released {lecture.html.stem} -> {lecture.html.parent}: {sizes}")
-            if released and not args.single_file:
-                shared = assets_size(released[0].html.parent)
-                print(f"shared assets/ (MathJax, reveal.js, widget manager): {human(shared)}")
-        elif args.command == "run":
-            course.check_assignment(args.assignment)
-            if args.source:
-                collect(course, args.assignment, args.source, args.pattern)
-            elif not course.students(args.assignment):
-                raise CourseError(f"nothing in {course.root / 'submitted'}: give a SOURCE")
-            autograde(course, args.assignment, args)
-            feedback(course, args.assignment)
-            out = args.out
-            export(course, out / "grades.csv" if out else None)
-            report(course, out)
+        args.func(Course.find(args.course), args)
     except (CourseError, ValueError) as exc:
         print(f"cvgrade: error: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """Reading assignment notebooks: their nbgrader cells, planted mistakes, fast execution.
 
-nbgrader grades notebooks in a sandboxed Jupyter kernel (``grader.autograde`` and
-``grader.worktask``); this module is for everything around that: finding cells by
+nbgrader grades notebooks in a sandboxed Jupyter kernel (``grader.pipeline.autograde`` and
+``grader.pipeline.worktask``); this module is for everything around that: finding cells by
 ``grade_id``, building a simulated submission by editing a solution cell, and running a
 notebook's code in this process for tests that need the checks' verdicts per cell without
 nbgrader's 6 s per notebook.
@@ -17,10 +17,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 
-from grader.planted import PlantedMistake
+if TYPE_CHECKING:  # only a type here: the pipeline reads notebooks without the simulated term
+    from grader.term.planted import PlantedMistake
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
@@ -112,7 +114,7 @@ def _assignment_of(nb) -> str | None:
     """The assignment whose checks module exports every part the test cells hand over."""
     import importlib
 
-    from grader.planted import ASSIGNMENT_MODULES
+    from grader.term.planted import ASSIGNMENT_MODULES
 
     parts = {m.group(1) for c in test_cells(nb) for m in _HAND_OVER.finditer(c.source)}
     for assignment in ASSIGNMENT_MODULES:

@@ -84,7 +84,7 @@ __all__ = [
     "softmax_large_logits",
 ]
 
-# The diagnoses the planted mistakes (grader/planted/a2_fc_losses.py) must produce.
+# The diagnoses the planted mistakes (grader/term/planted/a2_fc_losses.py) must produce.
 TRANSPOSED_WEIGHT = (
     "transposed linear weight: you computed x @ W, but torch stores weight as "
     "(out_features, in_features) and computes y = x @ W.T + b"

@@ -24,9 +24,9 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer
 
 from cvcourse.judge_link import SOCKET_VARIABLE
-from grader.course import UNSAFE_NOTE, sandboxed
 from grader.judge.session import Judge
-from grader.preprocessors import CrashTolerantExecute
+from grader.pipeline.course import UNSAFE_NOTE, sandboxed
+from grader.pipeline.preprocessors import CrashTolerantExecute
 
 RECORD_KEY = "cvgrade_judge"
 
@@ -127,7 +127,7 @@ class ApplyJudgeRecord(NbGraderPreprocessor):
     """Every graded test cell's output, and so its score, from the judge's record."""
 
     def preprocess(self, nb, resources):
-        from grader.autograde import execution_note
+        from grader.pipeline.autograde import execution_note
 
         record = resources.get(RECORD_KEY) or {"parts": {}, "notes": ["no judge ran"]}
         parts = record.get("parts", {})

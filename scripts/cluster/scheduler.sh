@@ -5,7 +5,7 @@
 #   bash scripts/cluster/scheduler.sh [extra `dask scheduler` options]
 set -euo pipefail
 VENV="${VENV:-$(cd "$(dirname "$0")/../.." && pwd -P)/.venv}"
-# The head sets these too when it connects (grader.cluster): a worker that dies fails its
+# The head sets these too when it connects (grader.pipeline.cluster): a worker that dies fails its
 # task at once (the head owns the one retry) and holds only the tasks it is running.
 export DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0
 export DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0

@@ -2,7 +2,7 @@
 # Start a grading worker on this machine and join the scheduler at $1.
 #   bash scripts/cluster/worker.sh tcp://SCHEDULER:8786 [--nworkers 8] [--resources GPU=1]
 # Needs the TA distribution installed here (make setup, or `pip install ./grader` in $VENV)
-# and bubblewrap (installed below if missing). --preload grader.cluster checks the sandbox
+# and bubblewrap (installed below if missing). --preload grader.pipeline.cluster checks the sandbox
 # and compiles numba's kernels before the worker takes a task. One single-threaded worker
 # process per core by default: each runs one submission at a time, in a grading process of
 # its own.
@@ -16,4 +16,4 @@ export DASK_DISTRIBUTED__WORKER__DAEMON=False
 scheduler="$1"
 shift
 exec "$VENV/bin/dask" worker "$scheduler" --nworkers "${NWORKERS:-$(nproc)}" --nthreads 1 \
-    --preload grader.cluster --name "$(hostname)" "$@"
+    --preload grader.pipeline.cluster --name "$(hostname)" "$@"

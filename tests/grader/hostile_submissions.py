@@ -32,7 +32,7 @@ import nbformat
 from nbformat.v4 import new_code_cell
 
 from grader.notebooks import cell, load, nbgrader_meta
-from grader.simulate import student_version
+from grader.term.simulate import student_version
 
 A3 = "a3_conv_pool"
 TINY = "tiny"

@@ -26,7 +26,7 @@ import pytest
 from grader import notebooks
 from grader.checks import a1_numpy as checks
 from grader.checks.harness import GradingFailure
-from grader.planted import a1_numpy as planted
+from grader.term.planted import a1_numpy as planted
 from tests.grader.assignment_tools import (
     DELEGATION,
     every_cell_graded,

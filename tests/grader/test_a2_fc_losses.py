@@ -23,7 +23,7 @@ from grader import notebooks
 from grader.checks import a2_fc_losses as checks
 from grader.checks import harness
 from grader.checks.harness import GradingFailure
-from grader.planted import PlantedMistake, mistakes_for
+from grader.term.planted import PlantedMistake, mistakes_for
 from tests.grader.assignment_tools import check_verdicts, exec_as_cell, lost, released
 
 CHECKED_CLASS = {

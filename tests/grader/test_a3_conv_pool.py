@@ -35,8 +35,8 @@ import pytest
 from grader import notebooks
 from grader.checks import a3_conv_pool as checks
 from grader.checks.harness import copy_layout, non_contiguous
-from grader.planted import PlantedMistake
-from grader.planted import a3_conv_pool as planted
+from grader.term.planted import PlantedMistake
+from grader.term.planted import a3_conv_pool as planted
 from tests.grader.assignment_tools import (
     DELEGATION,
     check_verdicts,

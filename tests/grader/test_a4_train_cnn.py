@@ -28,7 +28,7 @@ import torch
 from grader import notebooks
 from grader.checks import a4_train_cnn as checks
 from grader.checks.harness import GradingFailure
-from grader.planted import a4_train_cnn as planted
+from grader.term.planted import a4_train_cnn as planted
 from tests.grader.assignment_tools import (
     DELEGATION,
     every_cell_graded,

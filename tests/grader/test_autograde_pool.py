@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.autograde import run_pool
+from grader.pipeline.autograde import run_pool
 
 
 def _init(folder: str) -> None:

@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from grader.collect import collect
-from grader.course import Course, CourseError
+from grader.pipeline.collect import collect
+from grader.pipeline.course import Course, CourseError
 from tests.grader.tiny_course import make_tiny_course
 
 

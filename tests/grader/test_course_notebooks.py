@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from grader.notebooks import is_test_cell, load, test_cells
-from grader.planted import ASSIGNMENT_MODULES
-from grader.term import run_term
+from grader.term.planted import ASSIGNMENT_MODULES
+from grader.term.run import run_term
 from tests.grader.assignment_tools import convention_problems
 
 COURSE = Path(__file__).resolve().parents[2] / "course"

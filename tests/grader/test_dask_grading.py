@@ -1,4 +1,4 @@
-"""Grading on a Dask cluster (``grader.cluster``): a LocalCluster of 2 workers, real nbgrader.
+"""Grading on a Dask cluster (``grader.pipeline.cluster``): a LocalCluster of 2 workers.
 
 A small class of the tiny course (``double`` 2 points, ``triple`` 1 point) is graded twice
 from the same submitted files: with ``--jobs 1`` (the local pool) as the reference, and on
@@ -10,7 +10,7 @@ the cluster starts runs with an audit hook (a ``sitecustomize`` on its ``PYTHONP
 logs the files it opens and the SQLite databases it connects to: none may be under the
 course folder, where ``gradebook.db`` lives.
 
-Then a synthetic class of assignment 3 (``grader.simulate.submit_synthetic_class``, what
+Then a synthetic class of assignment 3 (``grader.term.simulate.submit_synthetic_class``, what
 ``bench/bench_grading.py --students N`` grades), six submissions, is graded the same two
 ways with the worker grading one of them killed: every grade must be the one its pattern
 (the solution, the blank notebook, a planted mistake) earns, and the CSV that of ``--jobs 1``.
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.autograde import GradingRecord, autograde
-from grader.course import Course
-from grader.export import write_grades_csv
-from grader.gradebook import cell_scores
 from grader.notebooks import cell
+from grader.pipeline.autograde import GradingRecord, autograde
+from grader.pipeline.course import Course
+from grader.pipeline.export import write_grades_csv
+from grader.pipeline.gradebook import cell_scores
 from tests.grader.tiny_course import make_tiny_course, submit, tiny_notebook
 
 distributed = pytest.importorskip("distributed")
@@ -119,7 +119,7 @@ class Killer(threading.Thread):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    from grader.cluster import local_cluster
+    from grader.pipeline.cluster import local_cluster
 
     base = tmp_path_factory.mktemp("dask")
     reference = _course(base / "reference")
@@ -232,7 +232,7 @@ def test_no_worker_process_touches_the_course_folder_or_its_gradebook(graded):
     assert touched == []
 
 
-# --- a synthetic a3 class (grader.simulate.submit_synthetic_class, as bench_grading) ---------
+# --- a synthetic a3 class (grader.term.simulate.submit_synthetic_class, as bench_grading) ---------
 
 A3 = "a3_conv_pool"
 SYNTHETIC = 6  # the solution, the blank notebook and four planted mistakes
@@ -242,10 +242,10 @@ SYNTHETIC = 6  # the solution, the blank notebook and four planted mistakes
 def synthetic(tmp_path_factory):
     """Six a3 submissions dealt from the simulated class's patterns, graded with ``--jobs 1``
     and on a LocalCluster of 2 workers, the worker grading the third one killed once."""
-    from grader.cli import release
-    from grader.cluster import local_cluster
-    from grader.simulate import submit_synthetic_class
-    from grader.term import scratch_course
+    from grader.pipeline.cluster import local_cluster
+    from grader.pipeline.steps import release
+    from grader.term.run import scratch_course
+    from grader.term.simulate import submit_synthetic_class
 
     base = tmp_path_factory.mktemp("synthetic")
     courses, classes = {}, {}

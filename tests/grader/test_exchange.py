@@ -1,4 +1,4 @@
-"""The course's side of nbgrader's exchange (grader/exchange.py), without a hub.
+"""The course's side of nbgrader's exchange (grader/pipeline/exchange.py), without a hub.
 
 The round trip runs real nbgrader student commands (fetch_assignment, submit,
 fetch_feedback) as real, distinct system users (``daemon`` and ``nobody``, through
@@ -26,11 +26,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import exchange as exchange_module
-from grader.collect import TIMESTAMP_FORMAT
-from grader.course import Course
-from grader.exchange import Exchange, Receipts, collect_from_exchange, parse_folder_name
-from grader.gradebook import cell_scores
+from grader.pipeline import exchange as exchange_module
+from grader.pipeline.collect import TIMESTAMP_FORMAT
+from grader.pipeline.course import Course
+from grader.pipeline.exchange import Exchange, Receipts, collect_from_exchange, parse_folder_name
+from grader.pipeline.gradebook import cell_scores
 from tests.grader.tiny_course import make_tiny_course
 
 CVGRADE = [sys.executable, "-m", "grader.cli"]

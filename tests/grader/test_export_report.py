@@ -15,9 +15,9 @@ import os
 
 import pytest
 
-from grader.export import collate, part_table, score_table, write_grades_csv
-from grader.gradebook import CellScore
-from grader.report import PASS_RATES_COLUMNS, write_report
+from grader.pipeline.export import collate, part_table, score_table, write_grades_csv
+from grader.pipeline.gradebook import CellScore
+from grader.pipeline.report import PASS_RATES_COLUMNS, write_report
 
 SCRIPT = "<script>alert(1)</script>"
 FC_CELLS = [("test_linear", 2), ("test_relu", 1), ("test_ce", 3)]

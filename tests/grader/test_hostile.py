@@ -38,12 +38,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import sandbox
-from grader.autograde import GradingRecord
-from grader.course import Course
-from grader.gradebook import cell_scores
 from grader.notebooks import load, points
-from grader.sandbox_kernel import kernel_home
+from grader.pipeline import sandbox
+from grader.pipeline.autograde import GradingRecord
+from grader.pipeline.course import Course
+from grader.pipeline.gradebook import cell_scores
+from grader.pipeline.sandbox_kernel import kernel_home
 from tests.grader.hostile_submissions import (
     A3,
     ATTACKS,

@@ -19,9 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.course import Course
-from grader.gradebook import cell_scores
 from grader.notebooks import cell
+from grader.pipeline.course import Course
+from grader.pipeline.gradebook import cell_scores
 from tests.grader.tiny_course import make_tiny_course, tiny_notebook
 
 CVGRADE = [sys.executable, "-m", "grader.cli"]

@@ -23,9 +23,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_markdown_cell
 
-from grader.course import Course
-from grader.gradebook import cell_scores
 from grader.notebooks import cell
+from grader.pipeline.course import Course
+from grader.pipeline.gradebook import cell_scores
 from tests.grader.test_preprocessors import dangerous_html
 from tests.grader.tiny_course import make_tiny_course, submit, tiny_notebook
 

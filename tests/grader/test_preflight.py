@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from grader.notebooks import cell
-from grader.preflight import AS_SUBMITTED_SUFFIX, restore_metadata
+from grader.pipeline.preflight import AS_SUBMITTED_SUFFIX, restore_metadata
 from tests.grader.tiny_course import tiny_notebook
 
 

@@ -13,7 +13,7 @@ import pytest
 from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.preprocessors import (
+from grader.pipeline.preprocessors import (
     CrashTolerantExecute,
     SanitizeOutputs,
     clean_html,

@@ -1,4 +1,4 @@
-"""grader.quiet silences nbgrader's "not in session" SQLAlchemy warning and nothing else."""
+"""grader.pipeline.quiet silences nbgrader's "not in session" SQLAlchemy warning, only it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import warnings
 
 from sqlalchemy.exc import SAWarning
 
-from grader.quiet import quiet_nbgrader
+from grader.pipeline.quiet import quiet_nbgrader
 
 # The warning as SQLAlchemy 2 words it for nbgrader's autograde.
 NBGRADERS = (

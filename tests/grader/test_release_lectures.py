@@ -16,10 +16,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.assets import inline_css
 from grader.cli import main
-from grader.course import Course, CourseError
-from grader.lectures import last_pictures, release_lectures
+from grader.lectures.assets import inline_css
+from grader.lectures.release import last_pictures, release_lectures
+from grader.pipeline.course import Course, CourseError
 from tests.grader.tiny_course import REPO
 
 

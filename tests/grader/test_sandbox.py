@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox
-from grader.course import CourseError, require_sandbox
+from grader.pipeline import sandbox
+from grader.pipeline.course import CourseError, require_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 

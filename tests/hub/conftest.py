@@ -109,7 +109,7 @@ def hub():
 
 ASSIGNMENT = "a3_conv_pool"
 NOTEBOOK = "conv_pool.ipynb"
-PLANTED = "kernel-flipped"  # grader/planted/a3_conv_pool.py
+PLANTED = "kernel-flipped"  # grader/term/planted/a3_conv_pool.py
 # What each student of the cycle submits.
 ROLES = {"student1": "solution", "student2": PLANTED, "student3": "blank"}
 

@@ -287,12 +287,12 @@ def fillings(source_path: Path, roles: dict[str, str]) -> dict:
     """student -> function turning the fetched notebook (a dict) into what that student
     submits. A role is ``"solution"`` (the instructor's solution cells), ``"blank"`` (the
     notebook as fetched) or the name of a planted mistake of the assignment
-    (grader/planted/)."""
+    (grader/term/planted/)."""
     import nbformat
 
     from grader.notebooks import load, with_mistake
-    from grader.planted import mistakes_for
-    from grader.simulate import student_version
+    from grader.term.planted import mistakes_for
+    from grader.term.simulate import student_version
 
     source = load(source_path)
     assignment = source_path.parent.name

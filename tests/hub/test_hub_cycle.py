@@ -9,7 +9,7 @@ autogrades and releases feedback with ``cvgrade`` in the formgrader's terminal; 
 fetches their feedback. Every request is made with that user's own token.
 
 The grades are checked cell by cell against the assignment's point table and the planted
-mistake's declared cost (grader/planted/a3_conv_pool.py); what each user may reach is tried
+mistake's declared cost (grader/term/planted/a3_conv_pool.py); what each user may reach is tried
 as that user, through the hub and on the filesystem (``setpriv``).
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from grader.notebooks import load, points
-from grader.planted import mistakes_for
+from grader.term.planted import mistakes_for
 from tests.hub.conftest import ASSIGNMENT, COURSE, NOTEBOOK, PLANTED, REPO, ROLES
 from tests.hub.driver import load_hubctl
 
@@ -59,8 +59,8 @@ def _gradebook(settings) -> dict[str, dict[str, float | None]]:
     feedback pages)."""
     python = load_hubctl().SOFTWARE / "venv-grader" / "bin" / "python"
     code = (
-        "import json; from pathlib import Path; from grader.course import Course; "
-        "from grader.gradebook import cell_scores; "
+        "import json; from pathlib import Path; from grader.pipeline.course import Course; "
+        "from grader.pipeline.gradebook import cell_scores; "
         "print(json.dumps([[s.student, s.cell, s.score] for s in "
         f"cell_scores(Course(Path({os.fspath(settings.course_root)!r})), [{ASSIGNMENT!r}])]))"
     )
@@ -84,7 +84,7 @@ def test_each_student_fetches_exactly_their_own_feedback(cycle):
         page = done.feedback[student]
         total, most = sum(expected[student].values()), sum(expected["student1"].values())
         assert f"{Path(NOTEBOOK).stem} (Score: {total:.1f} / {most:.1f})" in page, student
-    # The planted mistake's feedback names it (grader/planted: its diagnosis).
+    # The planted mistake's feedback names it (grader/term/planted: its diagnosis).
     (mistake,) = [m for m in mistakes_for(ASSIGNMENT) if m.student == PLANTED]
     assert mistake.diagnosis in done.feedback["student2"]
     assert mistake.diagnosis not in done.feedback["student1"]
