@@ -131,8 +131,26 @@ def test_student_wheel_contains_the_whole_library(wheels):
     the split did not cut the library the notebooks import."""
     names = _names(wheels["cvcourse"])
     expected = _source_files("cvcourse")
-    assert "cvcourse/judge_link.py" in expected
+    assert {"cvcourse/judge_link.py", "cvcourse/data/digits.npz"} <= expected
     assert sorted(expected - names) == []
+
+
+@slow
+def test_student_wheel_ships_the_digits_and_needs_neither_scikit_learn_nor_scipy(wheels):
+    """load_digits reads cvcourse/data/digits.npz, shipped byte for byte; no requirement
+    outside the dev extra names scikit-learn or SciPy (a student install has neither), and
+    pooch, which downloads the standard sets, is required."""
+    wheel = wheels["cvcourse"]
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = zf.read("cvcourse/data/digits.npz")
+    assert shipped == (REPO / "cvcourse" / "data" / "digits.npz").read_bytes()
+    student = {
+        canonicalize_name(r.name)
+        for r in _requirements(wheel)
+        if r.marker is None or not r.marker.evaluate({"extra": "dev"})
+    }
+    assert student.isdisjoint({"scikit-learn", "scipy"}), sorted(student)
+    assert "pooch" in student
 
 
 @slow

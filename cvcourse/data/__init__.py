@@ -2,7 +2,7 @@
 
 Available offline, no network and no files needed:
 
-    load_digits(split="train")        scikit-learn's 8x8 handwritten digits, (N, 1, 8, 8)
+    load_digits(split="train")        8x8 handwritten digits shipped here, (N, 1, 8, 8)
     load_shapes(n, size=28, ...)      drawn crosses, noughts, pluses, squares, triangles
     sample_image(name="grace_hopper") photos shipped with matplotlib (``samples``)
 
@@ -27,9 +27,9 @@ Training helpers:
 Image helpers (``samples``): ``sample_image_names``, ``rgb_to_gray``, ``to_nchw``,
 ``from_nchw``. Files: ``read_idx``, ``download``, ``data_home``.
 
-Importing this package costs only numpy: file readers (gzip, tarfile, pickle, urllib,
-Pillow, matplotlib, tqdm) are imported when they are used, scikit-learn never (its digits
-file is read directly). Loaders added here must keep it that way.
+Importing this package costs only numpy: file readers (gzip, zipfile, tarfile, pickle,
+urllib, Pillow, matplotlib) and the downloader (pooch, requests, tqdm) are imported when they
+are used. Loaders added here must keep it that way.
 """
 
 from .augment import gaussian_noise, horizontal_flip, random_crop, random_horizontal_flip

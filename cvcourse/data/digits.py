@@ -1,14 +1,14 @@
-"""Handwritten digits that work offline: the 8x8 set scikit-learn ships.
+"""Handwritten digits that work offline: the 8x8 set, shipped in this package.
 
     load_digits(split="train")  -> LabelledImages(images (N, 1, 8, 8) float32, labels (N,) int64)
 
 The data is the test part of the UCI "Optical Recognition of Handwritten Digits" set
-(Alpaydin & Kaynak, 1998): 1797 digits written by 43 people, scanned as 32x32 bitmaps and
-reduced to 8x8 by counting the ink pixels in each 4x4 block, so each pixel is 0..16.
-scikit-learn bundles it as ``sklearn/datasets/data/digits.csv.gz`` (one row per digit: 64
-pixel values in row-major order, then the label). We read that file directly, through
-``importlib.util.find_spec``, so that loading the digits never imports scikit-learn (nor
-scipy behind it); scikit-learn is still the dependency that ships it.
+(Alpaydin & Kaynak, 1998; CC BY 4.0): 1797 digits written by 43 people, scanned as 32x32
+bitmaps and reduced to 8x8 by counting the ink pixels in each 4x4 block, so each pixel is
+0..16. It is the copy scikit-learn bundles (``sklearn/datasets/data/digits.csv.gz``), which
+``scripts/make_digits.py`` converted once into ``cvcourse/data/digits.npz``: two arrays,
+``pixels`` uint8 ``(1797, 8, 8)`` (row 0 is the top) and ``labels`` uint8 ``(1797,)``, in
+the CSV's row order. Loading the digits therefore needs neither scikit-learn nor SciPy.
 
 Conventions:
 
@@ -40,6 +40,8 @@ DIGIT_CLASSES: tuple[str, ...] = tuple(str(k) for k in range(10))
 _N_DIGITS = 1797
 _N_TRAIN = 1442
 _TEST_EVERY = 5  # every fifth digit of each class is a test digit
+_FILE_NAME = "digits.npz"
+_ARRAYS = ("pixels", "labels")
 
 #: Set in the grading sandbox, where the bundled file holds the training digits only: the
 #: grader measures accuracy on the test digits itself, on data the graded code never saw.
@@ -55,66 +57,98 @@ def _held_out() -> bool:
 
 
 def _digits_file() -> Path:
-    """Path of scikit-learn's bundled ``digits.csv.gz``, without importing scikit-learn."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("sklearn")  # top-level: finds the folder, runs nothing
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "load_digits reads the 8x8 digits that scikit-learn ships, but scikit-learn is "
-            "not installed: pip install 'scikit-learn>=1.3'"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets/data/digits.csv.gz"
+    """Path of the bundled ``digits.npz`` (beside this module)."""
+    path = Path(__file__).with_name(_FILE_NAME)
     if not path.is_file():
         raise FileNotFoundError(
-            f"load_digits: file {path} not found in the scikit-learn installation "
-            "(reinstalling scikit-learn restores it)"
+            f"load_digits: file {path} not found in the cvcourse installation "
+            "(reinstalling cvcourse restores it)"
         )
     return path
 
 
+def _check_digits(pixels: np.ndarray, labels: np.ndarray, rows: int | None, where: str) -> None:
+    """Raise ``ValueError`` unless ``pixels`` is uint8 ``(rows, 8, 8)`` in 0..16 and
+    ``labels`` is integer ``(rows,)`` in 0..9 (``rows=None``: any number, the same for both)."""
+    if pixels.dtype != np.uint8 or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"load_digits: {where} holds pixels of dtype {pixels.dtype} and labels of dtype "
+            f"{labels.dtype}, expected uint8 pixels and integer labels"
+        )
+    n = pixels.shape[0] if rows is None and pixels.ndim else rows
+    if pixels.shape != (n, 8, 8) or labels.shape != (n,):
+        expected = "N" if rows is None else str(rows)
+        raise ValueError(
+            f"load_digits: {where} holds pixels of shape {pixels.shape} and labels of shape "
+            f"{labels.shape}, expected {expected} digits: ({expected}, 8, 8) and ({expected},)"
+        )
+    if pixels.max(initial=0) > 16 or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+        raise ValueError(f"load_digits: {where} has values outside pixels 0..16 / labels 0..9")
+
+
 @functools.cache
 def _read_all() -> tuple[np.ndarray, np.ndarray]:
-    """All digits as read-only ``(pixels uint8 (1797, 8, 8), labels int64 (1797,))``."""
-    import gzip
+    """All digits as read-only ``(pixels uint8 (1797, 8, 8), labels int64 (1797,))``
+    (the training digits only, 1442, when they are held out)."""
+    import zipfile
 
     path = _digits_file()
     try:
-        with gzip.open(path, "rt", encoding="ascii") as f:
-            table = np.loadtxt(f, delimiter=",", dtype=np.float64)
-    except Exception as exc:
+        if not zipfile.is_zipfile(path):  # else np.load tries it as a pickle
+            raise ValueError("it is not a zip archive")
+        with np.load(path, allow_pickle=False) as npz:
+            names = sorted(npz.files)
+            if names != sorted(_ARRAYS):
+                raise ValueError(f"it holds the arrays {names}, expected {sorted(_ARRAYS)}")
+            pixels, labels = npz["pixels"], npz["labels"]
+    except Exception as exc:  # a damaged zip raises BadZipFile, zlib.error, EOFError, ...
         raise ValueError(
-            f"load_digits: cannot parse {path} ({type(exc).__name__}: {exc}); expected a "
-            "gzipped CSV of 1797 rows of 65 numbers (reinstalling scikit-learn restores it)"
+            f"load_digits: cannot read {path} ({type(exc).__name__}: {exc}); expected a .npz "
+            "of pixels uint8 (1797, 8, 8) and labels uint8 (1797,) (reinstalling cvcourse "
+            "restores it)"
         ) from exc
-    rows = _N_TRAIN if _held_out() else _N_DIGITS
-    if table.shape != (rows, 65):
-        raise ValueError(
-            f"load_digits: {path} holds a table of shape {table.shape}, expected "
-            f"({rows}, 65): 64 pixels and a label per digit"
-        )
-    pixels, labels = table[:, :64], table[:, 64]
-    if pixels.min() < 0 or pixels.max() > 16 or labels.min() < 0 or labels.max() > 9:
-        raise ValueError(f"load_digits: {path} has values outside pixels 0..16 / labels 0..9")
-    pixels = pixels.astype(np.uint8).reshape(rows, 8, 8)
+    _check_digits(pixels, labels, _N_TRAIN if _held_out() else _N_DIGITS, str(path))
     labels = labels.astype(np.int64)
     pixels.flags.writeable = False
     labels.flags.writeable = False
     return pixels, labels
 
 
+def write_digits_file(path: str | os.PathLike, pixels: np.ndarray, labels: np.ndarray) -> Path:
+    """Write ``pixels`` uint8 ``(N, 8, 8)`` in 0..16 and integer ``labels`` ``(N,)`` in 0..9
+    (stored as uint8) as the ``.npz`` :func:`load_digits` reads, atomically; returns ``path``
+    as a ``Path``.
+
+    The archive is the one ``np.savez_compressed`` writes, except that its entries carry a
+    fixed date (1980-01-01), so the same digits always give the same bytes.
+    """
+    import zipfile
+
+    from ..fileio import atomic_path
+
+    pixels, labels = np.asarray(pixels), np.asarray(labels)
+    _check_digits(pixels, labels, None, "the digits to write")
+    labels = labels.astype(np.uint8)
+    path = Path(path)
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for name, array in zip(_ARRAYS, (pixels, labels), strict=True):
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            with archive.open(entry, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+    return path
+
+
 def write_training_digits(path: str | os.PathLike) -> Path:
     """Write the bundled file's training digits only, in its format, to ``path`` (a
-    ``.csv.gz``): what the grading sandbox shows in place of the whole file."""
-    import gzip
-
+    ``.npz``): what the grading sandbox shows in place of the whole file."""
     pixels, labels = _read_all()
     train = ~_test_mask(labels)
-    table = np.concatenate([pixels[train].reshape(-1, 64), labels[train, None]], axis=1)
-    path = Path(path)
-    with gzip.open(path, "wt", encoding="ascii") as f:
-        np.savetxt(f, table.astype(np.float64), delimiter=",", fmt="%.1f")
-    return path
+    return write_digits_file(path, pixels[train], labels[train])
 
 
 def _test_mask(labels: np.ndarray) -> np.ndarray:
@@ -127,7 +161,7 @@ def _test_mask(labels: np.ndarray) -> np.ndarray:
 
 
 def load_digits(split: str = "train") -> LabelledImages:
-    """The 8x8 handwritten digits scikit-learn ships, as an NCHW batch.
+    """The 8x8 handwritten digits shipped with cvcourse, as an NCHW batch.
 
     Parameters
     ----------
@@ -146,8 +180,10 @@ def load_digits(split: str = "train") -> LabelledImages:
     ------
     ValueError
         ``split`` is not one of the three names, or the bundled file is corrupt.
-    ModuleNotFoundError
-        scikit-learn, which ships the file, is not installed.
+    HeldOutError
+        (a ``ValueError``) ``split`` is not ``"train"`` while the notebook is graded.
+    FileNotFoundError
+        The bundled file is missing (a broken installation).
     """
     split = as_choice(split, "split", ("train", "test", "all"))
     pixels, labels = _read_all()

@@ -8,17 +8,20 @@ The cache folder is ``$CVCOURSE_DATA`` if that variable is set, else
 ``~/.cache/cvcourse``. Each dataset gets a subfolder (``mnist``, ``fashion_mnist``,
 ``cifar10``).
 
-A download streams into a temporary file beside the destination
-(:func:`cvcourse.fileio.atomic_path`) while computing its SHA-256; the file is renamed into
-place only if the digest (and the size, when known) match. A network error, a wrong
-checksum or an interruption (Ctrl-C) removes the temporary file, so the destination either
-does not exist or is complete and verified. Only the standard library's ``urllib`` is
-used (``file://`` URLs work too, which the tests use); the progress bar is tqdm's.
+The downloading is pooch's (:func:`pooch.retrieve`, as SciPy and scikit-image use it): the
+file streams into a temporary file beside the destination, its SHA-256 is checked, and only
+then is it renamed into place; a network error, a wrong checksum or an interruption (Ctrl-C)
+removes the temporary file, so the destination either does not exist or is complete and
+verified. What pooch does not do is added here: the mirrors (each URL in turn until one
+gives the right bytes), the size check, the file mode a plain ``open`` would give (pooch's
+temporary file is owner-only) and one error listing every URL and why it failed. ``http://``
+and ``https://`` go through pooch's :class:`pooch.HTTPDownloader` (requests); other URLs
+(``file://``, which the tests use) and the tests' fake ``opener`` through the standard
+library's ``urllib``. The progress bar is tqdm's, handed to pooch.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +63,8 @@ def data_home() -> Path:
     return Path.home() / ".cache" / "cvcourse"
 
 
-def _default_opener(url: str, timeout: float):
+def _urlopen(url: str, timeout: float):
+    """``urllib.request.urlopen`` with our User-Agent (``file://`` URLs too)."""
     import urllib.request
 
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
@@ -76,38 +80,107 @@ def _content_length(response) -> int | None:
         return None
 
 
+class _Progress:
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``) over a tqdm
+    bar. pooch tests the bar's truth, which tqdm refuses while the total is unknown; and a
+    server that sends no length (total 0) keeps the size the caller gave."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    @property
+    def total(self):
+        return self.bar.total
+
+    @total.setter
+    def total(self, value) -> None:
+        if value:
+            self.bar.total = value
+        self.bar.refresh()  # show the size from the start
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+
+    def reset(self) -> None:
+        self.bar.reset()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _OpenerDownloader:
+    """A pooch downloader that streams ``opener(url, timeout)`` (a context manager with
+    ``read(n)`` and, optionally, ``headers``) into the output file."""
+
+    def __init__(self, opener, timeout: float, progress: _Progress):
+        self.opener, self.timeout, self.progress = opener, timeout, progress
+
+    def __call__(self, url: str, output_file: str, pooch, check_only: bool = False) -> None:
+        with self.opener(url, self.timeout) as response, open(output_file, "wb") as out:
+            self.progress.total = _content_length(response)
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                self.progress.update(len(chunk))
+
+
+class _Verified:
+    """A pooch downloader: ``inner``'s download, then the size check pooch lacks and the
+    mode a plain ``open`` gives (before pooch checks the SHA-256 and renames the file)."""
+
+    def __init__(self, inner, size: int | None):
+        self.inner, self.size = inner, size
+
+    def __call__(self, url: str, output_file: str, pooch, check_only: bool = False) -> None:
+        from ..fileio import _umask
+
+        self.inner(url, output_file, pooch)
+        received = os.path.getsize(output_file)
+        if self.size is not None and received != self.size:
+            raise ValueError(f"got {received} bytes, expected {self.size}")
+        os.chmod(output_file, 0o666 & ~_umask())
+
+
 def _fetch_one(url, destination, sha256, size, progress, opener, timeout) -> None:
-    """Stream ``url`` into ``destination`` atomically; raise on any mismatch."""
+    """Download ``url`` to ``destination`` with pooch; raise on any failure or mismatch."""
+    import logging
+
+    import pooch
     from tqdm.auto import tqdm
 
-    from ..fileio import atomic_path
-
-    with atomic_path(destination) as tmp:
-        digest = hashlib.sha256()
-        received = 0
-        with opener(url, timeout) as response:
-            total = _content_length(response) or size
-            with (
-                open(tmp, "wb") as out,
-                tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=destination.name,
-                    disable=not progress,
-                    leave=False,
-                ) as bar,
-            ):
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-        if size is not None and received != size:
-            raise ValueError(f"got {received} bytes, expected {size}")
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
-            raise ValueError(f"sha256 of the data is {digest.hexdigest()}, expected {sha256}")
+    progress_bar = _Progress(
+        tqdm(
+            total=size,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=destination.name,
+            disable=not progress,
+            leave=False,
+        )
+    )
+    if opener is None and url.startswith(("http://", "https://")):
+        inner = pooch.HTTPDownloader(
+            progressbar=progress_bar if progress else False,
+            chunk_size=_CHUNK,
+            timeout=timeout,
+            headers={"User-Agent": _USER_AGENT},
+        )
+    else:
+        inner = _OpenerDownloader(opener or _urlopen, timeout, progress_bar)
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # no "Downloading data from ..." line: we print our own
+    try:
+        pooch.retrieve(
+            url,
+            known_hash=None if sha256 is None else f"sha256:{sha256.lower()}",
+            fname=destination.name,
+            path=destination.parent,
+            downloader=_Verified(inner, size),
+        )
+    finally:
+        logger.setLevel(level)
+        progress_bar.close()
 
 
 def download(
@@ -129,7 +202,9 @@ def download(
         or ``file://``); the first that yields the right bytes wins.
     destination:
         Where the file goes; its folder is created if needed. An existing file there is
-        replaced only by a complete, verified download.
+        kept, without downloading, if it has the expected ``sha256`` (or if ``sha256`` is
+        ``None``: pooch's cache rule); otherwise it is replaced only by a complete, verified
+        download.
     sha256:
         Expected hex digest; ``None`` skips the check (only for files without one).
     size:
@@ -138,8 +213,9 @@ def download(
         Show a tqdm progress bar (bytes received).
     opener:
         ``opener(url, timeout)`` returning a response with ``read(n)`` and, optionally,
-        ``headers``, used as a context manager; defaults to ``urllib.request.urlopen``.
-        Tests pass a fake one.
+        ``headers``, used as a context manager; by default pooch's ``HTTPDownloader``
+        fetches ``http(s)://`` URLs and ``urllib.request.urlopen`` the others. Tests pass a
+        fake one.
     timeout:
         Seconds to wait for the server before giving up on a URL.
 
@@ -169,13 +245,14 @@ def download(
     ):
         raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
     destination = Path(destination).expanduser()
-    opener = opener or _default_opener
     failures = []
     for url in urls:
         try:
             _fetch_one(url, destination, sha256, size, progress, opener, timeout)
             return destination
-        except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
+        except (OSError, ValueError) as exc:
+            # URLError, requests' errors and timeouts are OSErrors; a wrong checksum or size
+            # is a ValueError
             failures.append(f"  {url}: {type(exc).__name__}: {exc}")
     raise DownloadError(
         f"could not download {destination.name} to {destination.parent}; nothing was saved. "

@@ -7,8 +7,10 @@ The kernel is started by :func:`launch` (the grading kernelspec's command) and s
   gradebook, other students), not the grader's code, not any other kernel's files;
 - ``torch``, ``scipy.signal``, ``scipy.ndimage`` and cvcourse's reference ``kernels``, ``nn``
   and ``models`` replaced by modules that raise ``ImportError``, so a graded part cannot
-  delegate to them at all; the bundled digits without their test split, which the judge
-  keeps for measuring a trained model's accuracy;
+  delegate to them at all (a module that is not installed needs no stand-in: its import
+  fails anyway); the bundled digits (``cvcourse/data/digits.npz``) without their test split,
+  which the judge keeps for measuring a trained model's accuracy, and scikit-learn's copy of
+  the same digits, if it is installed, empty;
 - a private ``/tmp`` and home (``/home/student``, its working folder, holding a copy of the
   submission's files), both size-limited tmpfs, and the kernel's own folder (its
   connection file and ZeroMQ ``ipc`` sockets) as the only writable places, and the judge's
@@ -52,6 +54,14 @@ CGROUP_PREFIX = "cvgrade-"
 HIDDEN_MODULES = ("torch", "scipy.signal", "scipy.ndimage") + tuple(
     f"cvcourse.{name}" for name in ("kernels", "nn", "models")
 )
+
+#: Other copies of the digits' test split, as (package, file in it): shown empty. cvcourse's
+#: digits.npz was made from scikit-learn's copy (scripts/make_digits.py).
+HIDDEN_FILES = (("sklearn", "datasets/data/digits.csv.gz"),)
+
+# The training digits' stand-in for cvcourse/data/digits.npz; its presence among the stubs
+# tells the kernel (HELD_OUT_VARIABLE) that the test digits are held out.
+_TRAINING_DIGITS = "training-digits.npz"
 
 
 class SandboxUnavailable(RuntimeError):
@@ -234,11 +244,31 @@ def make_stubs(folder: Path) -> dict[str, Path]:
         from cvcourse.data import digits
 
         real = os.path.realpath(digits._digits_file())
-        stubs[real] = digits.write_training_digits(folder / "digits.csv.gz")
+        stubs[real] = digits.write_training_digits(folder / _TRAINING_DIGITS)
         stubs[real].chmod(0o644)
     except (ImportError, OSError, ValueError):
         pass
+    for index, real in enumerate(_hidden_file_paths()):
+        stub = folder / f"empty-{index}-{os.path.basename(real)}"
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_bytes(b"")
+        stub.chmod(0o644)
+        stubs[real] = stub
     return stubs
+
+
+def _hidden_file_paths() -> list[str]:
+    """Real paths of :data:`HIDDEN_FILES` wherever an import could find their package (the
+    other Pythons' package folders are hidden whole, :func:`foreign_site_dirs`)."""
+    found = set()
+    for package, relative in HIDDEN_FILES:
+        folders = [os.path.join(site, package) for site in _own_site_dirs()]
+        folders.append(_package_path(package))
+        for folder in filter(None, folders):
+            path = os.path.join(folder, relative)
+            if os.path.isfile(path):
+                found.add(os.path.realpath(path))
+    return sorted(found)
 
 
 def _readable_roots() -> list[str]:
@@ -308,7 +338,7 @@ def bwrap_command(
         cmd += _parents_with_mode(folder, made) + ["--ro-bind", folder, folder]
     cmd += ["--chdir", SANDBOX_HOME, "--hostname", "sandbox", "--clearenv"]
     environment = _kernel_environment(judge_socket, limits)
-    if any(real.endswith("digits.csv.gz") for real in stubs):
+    if any(os.path.basename(os.fspath(stub)) == _TRAINING_DIGITS for stub in stubs.values()):
         environment[HELD_OUT_VARIABLE] = "1"
     for key, value in environment.items():
         cmd += ["--setenv", key, value]

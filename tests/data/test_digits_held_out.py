@@ -7,8 +7,6 @@ same digits as on the full file, and the test split is refused with a message th
 
 from __future__ import annotations
 
-import gzip
-
 import numpy as np
 import pytest
 
@@ -17,7 +15,7 @@ from cvcourse.data import digits, load_digits
 
 @pytest.fixture
 def held_out(tmp_path, monkeypatch):
-    path = digits.write_training_digits(tmp_path / "digits.csv.gz")
+    path = digits.write_training_digits(tmp_path / "digits.npz")
     digits._read_all.cache_clear()
     monkeypatch.setattr(digits, "_digits_file", lambda: path)
     monkeypatch.setenv(digits.HELD_OUT_VARIABLE, "1")
@@ -27,12 +25,12 @@ def held_out(tmp_path, monkeypatch):
 
 def test_the_training_file_holds_exactly_the_training_rows_of_the_bundled_file(tmp_path):
     full_x, full_y = load_digits("train")
-    path = digits.write_training_digits(tmp_path / "digits.csv.gz")
-    with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",")
-    assert table.shape == (1442, 65)
-    np.testing.assert_array_equal(table[:, 64], full_y)
-    np.testing.assert_array_equal(table[:, :64] / 16.0, full_x.reshape(1442, 64))
+    path = digits.write_training_digits(tmp_path / "digits.npz")
+    with np.load(path) as npz:
+        pixels, labels = npz["pixels"], npz["labels"]
+    assert pixels.shape == (1442, 8, 8) and labels.shape == (1442,)
+    np.testing.assert_array_equal(labels, full_y)
+    np.testing.assert_array_equal(pixels / 16.0, full_x[:, 0])
 
 
 def test_held_out_train_split_is_the_usual_one(held_out):
@@ -52,7 +50,7 @@ def test_the_full_file_is_refused_when_held_out_mode_expects_the_training_file(m
     digits._read_all.cache_clear()
     monkeypatch.setenv(digits.HELD_OUT_VARIABLE, "1")
     try:
-        with pytest.raises(ValueError, match=r"expected \(1442, 65\)"):
+        with pytest.raises(ValueError, match=r"shape \(1797, 8, 8\) .* expected 1442 digits"):
             load_digits("train")
     finally:
         digits._read_all.cache_clear()

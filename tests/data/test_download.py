@@ -1,13 +1,18 @@
 """download(), data_home() and the loaders' download=True, all without network.
 
-The URLs are file:// URLs of files made in tmp_path, or a fake opener.
+The URLs are file:// URLs of files made in tmp_path, http:// URLs of a server on 127.0.0.1
+(pooch's HTTPDownloader, what students' downloads use), or a fake opener.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import io
+import os
+import stat
+import threading
 
 import numpy as np
 import pytest
@@ -46,9 +51,8 @@ def test_download_file_url_writes_verified_file(tmp_path):
 def test_download_checksum_mismatch_raises_and_leaves_no_file(tmp_path):
     url = _serve(tmp_path, b"the wrong bytes")
     dest = tmp_path / "cache" / "file.bin"
-    with pytest.raises(
-        DownloadError, match=r"(?s)file\.bin.*nothing was saved.*sha256 of the data is"
-    ):
+    pooch_says = r"SHA256 hash of downloaded file \(file\.bin\) does not match the known hash"
+    with pytest.raises(DownloadError, match=rf"(?s)file\.bin.*nothing was saved.*{pooch_says}"):
         download(url, dest, sha256=_sha256(b"the right bytes"), progress=False)
     assert not dest.exists()
     assert _only_file(dest.parent) == []  # no temporary file either
@@ -76,6 +80,93 @@ def test_download_missing_url_is_a_download_error(tmp_path):
     with pytest.raises(DownloadError, match=r"nope\.bin: .*Error"):
         download((tmp_path / "nope.bin").as_uri(), dest, progress=False)
     assert not dest.exists()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """``(base URL, folder it serves, User-Agents it was sent)``: a server on 127.0.0.1."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    agents = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_GET(self):
+            agents.append(self.headers.get("User-Agent"))
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", folder, agents
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_download_over_http_tries_mirrors_and_verifies(http_server, tmp_path):
+    base, folder, agents = http_server
+    data = bytes(range(256)) * 4000  # about 1 MiB: several chunks
+    (folder / "good.bin").write_bytes(data)
+    (folder / "bad.bin").write_bytes(data[:-1] + b"!")
+    urls = (base + "missing.bin", base + "bad.bin", base + "good.bin")
+    dest = tmp_path / "cache" / "file.bin"
+    assert download(urls, dest, sha256=_sha256(data), size=len(data), progress=False) == dest
+    assert dest.read_bytes() == data and _only_file(dest.parent) == ["file.bin"]
+    assert len(agents) == 3 and all(a.startswith("cvcourse") for a in agents)
+
+
+def test_download_over_http_lists_every_failure_and_saves_nothing(http_server, tmp_path):
+    base, folder, _ = http_server
+    (folder / "bad.bin").write_bytes(b"corrupt")
+    dest = tmp_path / "cache" / "file.bin"
+    with pytest.raises(DownloadError) as caught:
+        download((base + "missing.bin", base + "bad.bin"), dest, sha256="0" * 64, progress=False)
+    message = str(caught.value)
+    assert "missing.bin: HTTPError: 404" in message
+    assert "bad.bin: ValueError: SHA256 hash of downloaded file" in message
+    assert _only_file(dest.parent) == []
+
+
+def test_download_over_http_shows_a_progress_bar(http_server, tmp_path, capsys):
+    base, folder, _ = http_server
+    data = b"z" * 5000
+    (folder / "f").write_bytes(data)
+    download(base + "f", tmp_path / "f", sha256=_sha256(data), progress=True)
+    err = capsys.readouterr().err
+    assert "f:" in err and "4.88k" in err.lower()
+
+
+def test_download_prints_nothing_without_progress(tmp_path, capfd):
+    # pooch logs "Downloading data from ..." to the real stderr unless told not to
+    data = b"quiet" * 100
+    download(_serve(tmp_path, data), tmp_path / "f", sha256=_sha256(data), progress=False)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_downloaded_file_gets_the_mode_a_plain_open_gives(tmp_path):
+    # pooch's temporary file is owner-only; a shared data folder needs the usual mode
+    data = b"shared"
+    old = os.umask(0o022)
+    try:
+        download(_serve(tmp_path, data), tmp_path / "f", sha256=_sha256(data), progress=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o644
+
+
+def test_an_existing_verified_file_is_kept_without_downloading(tmp_path):
+    data = b"already here"
+    dest = tmp_path / "f"
+    dest.write_bytes(data)
+    gone = (tmp_path / "nowhere.bin").as_uri()
+    assert download(gone, dest, sha256=_sha256(data), progress=False) == dest
+    assert dest.read_bytes() == data
 
 
 class _FakeResponse(io.BytesIO):

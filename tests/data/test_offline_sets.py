@@ -72,19 +72,183 @@ def test_digits_loading_does_not_import_sklearn(tmp_path):
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
-    import importlib.util
+def test_digits_load_where_neither_scikit_learn_nor_scipy_can_be_imported():
+    # a student install has neither: the digits come from cvcourse/data/digits.npz
+    import subprocess
+    import sys
 
-    digits_module._read_all.cache_clear()
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a)
+    code = (
+        "import sys; sys.modules.update(sklearn=None, scipy=None)\n"
+        "from cvcourse.data import load_digits; print(load_digits('all').labels.shape)"
     )
-    try:
-        with pytest.raises(ModuleNotFoundError, match="pip install 'scikit-learn"):
-            load_digits()
-    finally:
-        digits_module._read_all.cache_clear()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["(1797,)"]
+
+
+# What load_digits returned when it read scikit-learn's digits.csv.gz itself (commit 8cff3ab):
+# SHA-256 of the images (float32) and labels (int64), little-endian, per split.
+_PREVIOUS_LOADER = {
+    "train": (
+        "ea11aa32432684bead025c6d3bd7c228dcef76c2d8e33930cd2115979c3c4e1e",
+        "9313721fa010b4068efd8523f8b0ad55e16fe55564ccc54da13abb96858f7b54",
+    ),
+    "test": (
+        "1f96ea88bb77d575e408b4c50bda78b6b40c349e7e86d5d4e0b2435d91c458ba",
+        "ee6ec0ae7823271abdaa9092fefe38ec720e2d13d041a0541dbd4099bda0fc56",
+    ),
+    "all": (
+        "9f578524b6cec1fc800cc52dfc87ebe56264983d490aa72a4bd928ba2570ec77",
+        "a3c91c262eddcf7ba8f0e37507c30284493c9b20412ffe4af30d536401f7ba21",
+    ),
+}
+
+
+@pytest.mark.parametrize("split", ["train", "test", "all"])
+def test_digits_are_exactly_what_the_previous_loader_returned(split):
+    import hashlib
+
+    x, y = load_digits(split)
+    digests = tuple(
+        hashlib.sha256(a.astype(a.dtype.newbyteorder("<")).tobytes()).hexdigest() for a in (x, y)
+    )
+    assert digests == _PREVIOUS_LOADER[split]
+
+
+def test_digits_split_follows_the_rule_on_scikit_learns_copy():
+    # the rule, spelt out independently: within each class, in file order, every fifth digit
+    # (ranks 4, 9, ...) is a test digit
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    sk = sk_load_digits()
+    seen = [0] * 10
+    test = []
+    for label in sk.target:
+        test.append(seen[label] % 5 == 4)
+        seen[label] += 1
+    test = np.array(test)
+    for split, keep in (("train", ~test), ("test", test)):
+        x, y = load_digits(split)
+        np.testing.assert_array_equal(x[:, 0] * 16, sk.images[keep])
+        np.testing.assert_array_equal(y, sk.target[keep])
+
+
+def test_the_bundled_file_is_what_the_script_makes_from_scikit_learns_csv(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_digits.py"
+    out = tmp_path / "digits.npz"
+    cmd = [sys.executable, str(script), "--output", str(out)]
+    subprocess.run(cmd, capture_output=True, text=True, check=True)
+    with np.load(out) as made, np.load(digits_module._digits_file()) as bundled:
+        assert sorted(made.files) == sorted(bundled.files) == ["labels", "pixels"]
+        for name in made.files:
+            assert made[name].dtype == bundled[name].dtype == np.uint8
+            np.testing.assert_array_equal(made[name], bundled[name])
+    assert out.stat().st_size < 64 * 1024  # small enough to ship in the wheel
+
+
+@pytest.fixture
+def digits_file(tmp_path, monkeypatch):
+    """A path load_digits reads instead of the bundled file (its cache cleared around)."""
+    path = tmp_path / "digits.npz"
+    digits_module._read_all.cache_clear()
+    monkeypatch.setattr(digits_module, "_digits_file", lambda: path)
+    yield path
+    digits_module._read_all.cache_clear()
+
+
+_BUNDLED = digits_module._digits_file()
+
+
+def _bundled_arrays():
+    with np.load(_BUNDLED) as npz:
+        return npz["pixels"], npz["labels"]
+
+
+def _truncated(path):
+    path.write_bytes(_BUNDLED.read_bytes()[:20_000])
+
+
+def _garbage(path):
+    path.write_bytes(b"not a zip file at all")
+
+
+def _wrong_arrays(path):
+    pixels, labels = _bundled_arrays()
+    np.savez(path, images=pixels, labels=labels)
+
+
+def _wrong_dtype(path):
+    pixels, labels = _bundled_arrays()
+    np.savez(path, pixels=pixels.astype(np.float64), labels=labels)
+
+
+def _too_few(path):
+    pixels, labels = _bundled_arrays()
+    np.savez(path, pixels=pixels[:-1], labels=labels[:-1])
+
+
+def _out_of_range(path):
+    pixels, labels = _bundled_arrays()
+    np.savez(path, pixels=pixels + 1, labels=labels)
+
+
+def _pickled(path):
+    pixels, labels = _bundled_arrays()
+    np.savez(path, pixels=pixels, labels=labels.astype(object))
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (_truncated, r"cannot read .*digits\.npz.*reinstalling cvcourse restores it"),
+        (_garbage, r"cannot read .*it is not a zip archive"),
+        (_wrong_arrays, r"holds the arrays \['images', 'labels'\], expected \['labels', 'pix"),
+        (_wrong_dtype, r"pixels of dtype float64 .* expected uint8 pixels"),
+        (_too_few, r"shape \(1796, 8, 8\) .* expected 1797 digits"),
+        (_out_of_range, r"values outside pixels 0\.\.16"),
+        (_pickled, r"cannot read .*allow_pickle"),
+    ],
+)
+def test_a_damaged_digits_file_is_refused_with_a_clear_error(digits_file, damage, match):
+    damage(digits_file)
+    with pytest.raises(ValueError, match=match):
+        load_digits()
+
+
+def test_a_missing_digits_file_says_the_installation_is_broken(tmp_path, monkeypatch):
+    monkeypatch.setattr(digits_module, "__file__", str(tmp_path / "digits.py"))
+    with pytest.raises(FileNotFoundError, match=r"digits\.npz not found .*\(reinstalling cvcourse"):
+        digits_module._digits_file()
+
+
+def test_written_digits_round_trip_and_are_reproducible(tmp_path):
+    pixels, labels = _bundled_arrays()
+    a = digits_module.write_digits_file(tmp_path / "a.npz", pixels[:7], labels[:7].astype(int))
+    b = digits_module.write_digits_file(tmp_path / "b.npz", pixels[:7], labels[:7])
+    assert a.read_bytes() == b.read_bytes()  # fixed entry dates: same digits, same bytes
+    with np.load(a) as npz:
+        np.testing.assert_array_equal(npz["pixels"], pixels[:7])
+        assert npz["labels"].dtype == np.uint8
+        np.testing.assert_array_equal(npz["labels"], labels[:7])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz"]  # no temporaries
+
+
+@pytest.mark.parametrize(
+    ("pixels", "labels", "match"),
+    [
+        (np.zeros((2, 8, 8)), np.zeros(2, int), "expected uint8 pixels and integer labels"),
+        (np.zeros((2, 8, 8), np.uint8), np.zeros(3, int), r"expected N digits"),
+        (np.zeros((2, 8, 8), np.uint8), np.array([0, 10]), "labels 0..9"),
+        (np.full((2, 8, 8), 17, np.uint8), np.zeros(2, int), "pixels 0..16"),
+    ],
+)
+def test_writing_digits_validates_them(tmp_path, pixels, labels, match):
+    with pytest.raises(ValueError, match=match):
+        digits_module.write_digits_file(tmp_path / "d.npz", pixels, labels)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------

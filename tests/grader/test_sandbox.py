@@ -10,6 +10,7 @@ refuses with a message saying how to install it or how to grade without it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -42,6 +43,17 @@ attempt("import scipy.signal", lambda: __import__("scipy.signal"))
 attempt("import cvcourse.gradcheck", lambda: __import__("cvcourse.gradcheck"))
 attempt("train digits", lambda: __import__("cvcourse.data").data.load_digits("train")[1].shape)
 attempt("test digits", lambda: __import__("cvcourse.data").data.load_digits("test")[1].shape)
+CVCOURSE_DATA = os.path.dirname(__import__("cvcourse.data").data.__file__)
+def read_npz_labels(path):
+    import numpy
+    with numpy.load(path) as npz:
+        return npz["labels"].shape
+attempt("digits file", lambda: read_npz_labels(CVCOURSE_DATA + "/digits.npz"))
+def read_gzip(path):
+    import gzip
+    with gzip.open(path) as f:
+        return len(f.read())
+attempt("sklearn digits", lambda: read_gzip(SKLEARN_DIGITS))
 attempt("write venv", lambda: open(sys.prefix + "/evil.pth", "w").write("x"))
 CVCOURSE = os.path.dirname(__import__("cvcourse").__file__)
 attempt("write cvcourse", lambda: open(CVCOURSE + "/x.py", "w"))
@@ -52,6 +64,14 @@ attempt("sleeper", lambda: subprocess.Popen(["sleep", "600"], start_new_session=
 attempt("tmp listing", lambda: os.listdir("/tmp"))
 print(json.dumps(report))
 """
+
+
+def _sklearn_digits() -> str:
+    """``SKLEARN_DIGITS = <path>`` for the probe: scikit-learn's copy of the digits, found
+    without importing it (a path that does not exist where it is not installed)."""
+    spec = importlib.util.find_spec("sklearn")
+    folder = list(spec.submodule_search_locations)[0] if spec else "/nonexistent/sklearn"
+    return f"SKLEARN_DIGITS = {os.path.join(folder, 'datasets/data/digits.csv.gz')!r}\n"
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +96,7 @@ def probe_report(tmp_path_factory):
         stubs={k: v for k, v in stubs.items()},
         limits=limits,
         uid=uid,
-        inner=[sys.executable, "-c", f"REPO = {os.fspath(REPO)!r}\n" + PROBE],
+        inner=[sys.executable, "-c", f"REPO = {os.fspath(REPO)!r}\n{_sklearn_digits()}" + PROBE],
     )
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -101,8 +121,14 @@ def test_the_course_and_the_grader_are_not_there(probe_report):
 
 def test_the_references_cannot_be_imported_and_say_why(probe_report):
     report, _ = probe_report
-    for name in ("import torch", "import cvcourse.kernels", "import scipy.signal"):
+    for name in ("import torch", "import cvcourse.kernels"):
         _blocked(report, name, "not available while your assignment is graded")
+    # SciPy is no dependency of cvcourse: where it is installed its filters are stubbed, where
+    # it is not the import fails anyway
+    if importlib.util.find_spec("scipy") is not None:
+        _blocked(report, "import scipy.signal", "not available while your assignment is graded")
+    else:
+        _blocked(report, "import scipy.signal", "No module named 'scipy'")
 
 
 def test_the_student_library_and_training_digits_are_there_but_not_the_test_digits(probe_report):
@@ -110,6 +136,16 @@ def test_the_student_library_and_training_digits_are_there_but_not_the_test_digi
     assert report["import cvcourse.gradcheck"][0] == "ok"
     assert report["train digits"] == ["ok", "(1442,)"]
     _blocked(report, "test digits", "held out while your notebook is graded")
+    # nor can the file be read around load_digits: it holds the training digits only
+    assert report["digits file"] == ["ok", "(1442,)"]
+
+
+def test_scikit_learns_copy_of_the_digits_is_empty(probe_report):
+    report, _ = probe_report
+    if importlib.util.find_spec("sklearn") is None:
+        _blocked(report, "sklearn digits", "FileNotFoundError")
+    else:
+        assert report["sklearn digits"] == ["ok", "0"]
 
 
 def test_the_system_is_read_only_and_home_and_tmp_are_private_and_bounded(probe_report):
@@ -173,3 +209,26 @@ def test_cvgrade_autograde_refuses_on_a_machine_without_bubblewrap(tmp_path):
     assert done.returncode == 2
     assert "bubblewrap (bwrap) is not installed" in done.stderr
     assert not (root / "autograded").exists()
+
+
+def test_stubs_are_made_whether_or_not_scipy_is_installed(tmp_path, monkeypatch):
+    """With SciPy (and scikit-learn) nowhere to be found, make_stubs still hides torch and
+    the reference kernels and holds out the test digits; it makes no SciPy stand-in, as
+    ``import scipy.signal`` fails anyway."""
+    real_package_path = sandbox._package_path
+    absent = ("scipy", "sklearn")
+    monkeypatch.setattr(
+        sandbox,
+        "_package_path",
+        lambda name: None if name.split(".")[0] in absent else real_package_path(name),
+    )
+    empty_site = tmp_path / "site-packages"
+    empty_site.mkdir()
+    monkeypatch.setattr(sandbox, "_own_site_dirs", lambda: [os.fspath(empty_site)])
+    monkeypatch.setattr(sandbox, "foreign_site_dirs", lambda: [])
+    stubs = sandbox.make_stubs(tmp_path / "hidden")
+    names = sorted(os.path.basename(os.fspath(stub)) for stub in stubs.values())
+    assert not [n for n in names if "scipy" in n or "digits.csv" in n], names
+    assert any(n.endswith("-torch") for n in names), names
+    assert any(n.endswith("-cvcourse_kernels") for n in names), names
+    assert "training-digits.npz" in names
