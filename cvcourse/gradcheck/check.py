@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import _arguments as check
+from . import _arguments as arguments
 from . import policy, state
 from .numerics import as_tuple, central_differences, relative_errors, same_bits
 from .policy import DEFAULT_THRESHOLDS, Settings
@@ -49,7 +49,7 @@ def _as_gradients(result, inputs: Sequence[np.ndarray], names: Sequence[str], wh
         if g is None:
             grads.append(None)
             continue
-        arr = check.real_array(g, f"the gradient of {name} returned by {who}")
+        arr = arguments.real_array(g, f"the gradient of {name} returned by {who}")
         if arr.shape != x.shape:
             raise ValueError(
                 f"{who} returned a gradient of shape {arr.shape} for {name}, which has "
@@ -78,7 +78,7 @@ def _check_layer(layer, xs, originals, dy, settings, names, rng):
     for key, p in layer.params.items():
         if not isinstance(key, str):
             raise TypeError(f"layer.params keys must be strings, got {key!r}")
-        check.float_array(p, f"layer.params[{key!r}]")
+        arguments.float_array(p, f"layer.params[{key!r}]")
         if key in names:
             raise ValueError(f"parameter {key!r} has the name of an input; pass names=...")
 
@@ -109,7 +109,7 @@ def _check_layer(layer, xs, originals, dy, settings, names, rng):
             )
 
         def run(inputs) -> np.ndarray:
-            return check.output(forward(*inputs), "layer.forward(x)")
+            return arguments.output(forward(*inputs), "layer.forward(x)")
 
         def backward(dy64, inputs):
             grads = _as_gradients(layer.backward(dy64), inputs, names, "layer.backward(dy)")
@@ -123,7 +123,7 @@ def _check_layer(layer, xs, originals, dy, settings, names, rng):
                         f"after backward, layer.grads has no entry {key!r} (params has "
                         f"{sorted(work)}, grads has {sorted(current)})"
                     )
-                g = check.real_array(current[key], f"layer.grads[{key!r}]")
+                g = arguments.real_array(current[key], f"layer.grads[{key!r}]")
                 if g.shape != p.shape:
                     raise ValueError(
                         f"layer.grads[{key!r}] has shape {g.shape} but layer.params[{key!r}] "
@@ -175,7 +175,7 @@ def _run_check(run, backward, xs, dtypes, params, dy, settings, names, rng, note
         # a mixed-up axis) still show. A scalar output (a loss) gets dy = 1.
         dy64 = np.ones(()) if y.ndim == 0 else rng.standard_normal(y.shape)
     else:
-        dy64 = check.upstream(dy, y.shape, "dy", "the forward output")
+        dy64 = arguments.upstream(dy, y.shape, "dy", "the forward output")
     input_grads, param_grads = backward(float(dy64) if y.ndim == 0 else dy64.copy(), xs)
 
     def objective() -> float:
@@ -278,11 +278,11 @@ def check_gradients(
     if not inputs:
         raise TypeError("check_gradients needs at least one input array after the layer/f")
     for i, x in enumerate(inputs):
-        check.float_array(x, "x" if len(inputs) == 1 else f"inputs[{i}]")
-    h = check.step(h)
-    thresholds = check.thresholds(thresholds)
-    seed, max_samples, detect_kinks = check.options(seed, max_samples, detect_kinks)
-    names = check.input_names(names, len(inputs))
+        arguments.float_array(x, "x" if len(inputs) == 1 else f"inputs[{i}]")
+    h = arguments.step(h)
+    thresholds = arguments.thresholds(thresholds)
+    seed, max_samples, detect_kinks = arguments.options(seed, max_samples, detect_kinks)
+    names = arguments.input_names(names, len(inputs))
 
     rng = np.random.default_rng(seed)
     settings = Settings(
@@ -318,7 +318,7 @@ def check_gradients(
         f = layer_or_fn
 
         def run(inputs_) -> np.ndarray:
-            return check.output(f(*inputs_), "f(*inputs)")
+            return arguments.output(f(*inputs_), "f(*inputs)")
 
         def backward(dy64, inputs_):
             copies = [x.copy() for x in inputs_]  # grad_fn must not disturb the point

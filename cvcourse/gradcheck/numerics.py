@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from . import _arguments as check
+from . import _arguments as arguments
 
 __all__ = ["numerical_gradient", "relative_error", "relative_errors"]
 
@@ -64,23 +64,25 @@ def numerical_gradient(f, x, dy=None, h: float = 1e-6, *, indices=None) -> np.nd
     """
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")
-    x = check.float_array(x, "x")
+    x = arguments.float_array(x, "x")
     if not x.flags.writeable:
         raise ValueError("x must be writeable: numerical_gradient perturbs it in place")
-    h = check.step(h)
-    flat = check.flat_indices(indices, x)
+    h = arguments.step(h)
+    flat = arguments.flat_indices(indices, x)
     snapshot = x.copy()
     try:
-        y0 = check.output(f(x), "f(x)")
+        y0 = arguments.output(f(x), "f(x)")
         if not same_bits(x, snapshot):
             raise ValueError(
                 "f modified its argument x in place; the finite differences would be "
                 "meaningless (copy x inside f before changing it)"
             )
-        weights = np.ones(y0.shape) if dy is None else check.upstream(dy, y0.shape, "dy", "f(x)")
+        weights = (
+            np.ones(y0.shape) if dy is None else arguments.upstream(dy, y0.shape, "dy", "f(x)")
+        )
 
         def objective() -> float:
-            y = check.output(f(x), "f(x)")
+            y = arguments.output(f(x), "f(x)")
             if y.shape != y0.shape:
                 raise ValueError(
                     f"f(x) returned shape {y.shape} for a perturbed x but {y0.shape} at x: "
@@ -167,11 +169,11 @@ def relative_errors(a, b, floor: float = 0.0) -> np.ndarray:
 
     Returns a float64 array of the common shape.
     """
-    a = check.real_array(a, "a").astype(np.float64, copy=False)
-    b = check.real_array(b, "b").astype(np.float64, copy=False)
+    a = arguments.real_array(a, "a").astype(np.float64, copy=False)
+    b = arguments.real_array(b, "b").astype(np.float64, copy=False)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
-    floor = check.floor(floor)
+    floor = arguments.floor(floor)
     diff = np.abs(a - b)
     scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
     # 0/0 only where a == b == 0 (with floor 0): that is no error at all.

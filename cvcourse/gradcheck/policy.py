@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _arguments as check
+from . import _arguments as arguments
 from .numerics import Differences, probe, relative_error
 
 __all__ = ["DEFAULT_THRESHOLDS", "STATUSES", "classify"]
@@ -71,7 +71,7 @@ _KINK_EXPLAINS = 4.0
 
 def classify(error: float, thresholds=DEFAULT_THRESHOLDS) -> str:
     """Status of one relative error: "good", "ok", "suspicious" or "wrong" (NaN is wrong)."""
-    good, ok, suspicious = check.thresholds(thresholds)
+    good, ok, suspicious = arguments.thresholds(thresholds)
     if not error < suspicious:  # NaN lands here too
         return "wrong"
     if error < good:
