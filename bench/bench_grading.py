@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from tabulate import tabulate
+
 from grader.pipeline.autograde import autograde
 from grader.pipeline.course import Course, allow_unsafe_grading, require_sandbox
 from grader.pipeline.export import write_grades_csv
@@ -91,16 +93,21 @@ def students_main(args) -> int:
                 result["csv"] == first_csv,
             )
         )
-    print(
-        f"{'run':<22}{'wall s':>9}{'s/sub':>8}{'worker s/sub (median)':>23}"
-        f"{'head s/sub':>11}{'head %':>8}{'ungraded':>9}{'wrong':>7}{'same CSV':>9}"
-    )
-    for run, wall, per, worker, head, share, ungraded, wrong, same in rows:
-        print(
-            f"{run[:22]:<22}{wall:>9.1f}{per:>8.2f}{worker:>23.2f}{head:>11.3f}{share:>7.2f}%"
-            f"{ungraded:>9}{wrong:>7}{'yes' if same else 'NO':>9}"
-        )
+    header = ["run", "wall s", "s/sub", "worker s/sub (median)", "head s/sub", "head %"]
+    header += ["ungraded", "wrong", "same CSV"]
+    cells = [
+        [run, f"{wall:.1f}", f"{per:.2f}", f"{worker:.2f}", f"{head:.3f}", f"{share:.2f}%"]
+        + [str(ungraded), str(wrong), "yes" if same else "NO"]
+        for run, wall, per, worker, head, share, ungraded, wrong, same in rows
+    ]
+    print(_table(header, cells))
     return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A text table: the first column is a name, the others numbers (right-aligned)."""
+    align = ["left"] + ["right"] * (len(header) - 1)
+    return tabulate(rows, headers=header, tablefmt="simple", colalign=align, disable_numparse=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,20 +148,19 @@ def main(argv: list[str] | None = None) -> int:
         row.append(statistics.median(r.seconds for r in records))
         rows.append(row)
 
-    header = f"{'assignment':<14}{'subs':>5}{'s/sub (1 job)':>15}{'class, 1 job':>14}"
-    header += f"{'s/sub (2 jobs)':>16}{'class, 2 jobs':>15}{'speed-up':>10}"
-    header += f"{'s/sub, no sandbox':>19}"
-    print(header)
-    for name, count, per1, wall1, per2, wall2, bare in rows:
-        print(
-            f"{name:<14}{count:>5}{per1:>15.1f}{wall1:>14.1f}{per2:>16.1f}{wall2:>15.1f}"
-            f"{wall1 / wall2:>9.2f}x{bare:>19.1f}"
-        )
+    header = ["assignment", "subs", "s/sub (1 job)", "class, 1 job", "s/sub (2 jobs)"]
+    header += ["class, 2 jobs", "speed-up", "s/sub, no sandbox"]
+    cells = [
+        [name, str(count), f"{per1:.1f}", f"{wall1:.1f}", f"{per2:.1f}", f"{wall2:.1f}"]
+        + [f"{wall1 / wall2:.2f}x", f"{bare:.1f}"]
+        for name, count, per1, wall1, per2, wall2, bare in rows
+    ]
     subs = sum(r[1] for r in rows)
-    print(
-        f"{'whole class':<14}{subs:>5}{'':>15}{totals[1]:>14.1f}{'':>16}{totals[2]:>15.1f}"
-        f"{totals[1] / totals[2]:>9.2f}x"
+    cells.append(
+        ["whole class", str(subs), "", f"{totals[1]:.1f}", "", f"{totals[2]:.1f}"]
+        + [f"{totals[1] / totals[2]:.2f}x", ""]
     )
+    print(_table(header, cells))
     return 0
 
 

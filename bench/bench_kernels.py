@@ -41,6 +41,7 @@ import numpy as np
 import threadpoolctl
 import torch
 import torch.nn.functional as F
+from tabulate import tabulate
 
 import cvcourse.kernels as K
 from cvcourse.fileio import atomic_path
@@ -448,33 +449,25 @@ def pool_row(
 
 # --- the table --------------------------------------------------------------------------------
 
-# (header, width, right-aligned)
+# (header, alignment) of each column
 COLUMNS = (
-    ("workload", 32, False),
-    ("op", 10, False),
-    ("pass", 8, False),
-    ("thr", 3, True),
-    ("impl", 13, False),
-    ("cvcourse ms", 11, True),
-    ("torch ms", 9, True),
-    ("spread", 6, True),
-    ("ratio", 6, True),
-    ("target", 7, True),
-    ("met?", 9, False),
+    ("workload", "left"),
+    ("op", "left"),
+    ("pass", "left"),
+    ("thr", "right"),
+    ("impl", "left"),
+    ("cvcourse ms", "right"),
+    ("torch ms", "right"),
+    ("spread", "right"),
+    ("ratio", "right"),
+    ("target", "right"),
+    ("met?", "left"),
 )
 
 
-def _format_line(cells) -> str:
-    parts = [
-        f"{cell:>{width}}" if right else f"{cell:<{width}}"
-        for cell, (_, width, right) in zip(cells, COLUMNS, strict=True)
-    ]
-    return "  ".join(parts).rstrip()
-
-
-def table_header() -> str:
-    line = _format_line([name for name, _, _ in COLUMNS])
-    return f"{line}\n{'-' * len(line)}"
+def _table(header, rows, align) -> str:
+    """The one way this benchmark prints a table (cells already formatted as text)."""
+    return tabulate(rows, headers=header, tablefmt="simple", colalign=align, disable_numparse=True)
 
 
 def _impl_label(row: Row) -> str:
@@ -493,32 +486,43 @@ def _met_label(row: Row) -> str:
     return "yes" if row.met else "NO"
 
 
-def format_row(row: Row) -> str:
+def row_cells(row: Row) -> list[str]:
+    """One row of the table, as text in the order of :data:`COLUMNS`."""
     target = "" if row.target is None else f"<={row.target:.1f}x"
-    return _format_line(
-        [
-            row.workload,
-            row.op,
-            row.pass_,
-            str(row.threads),
-            _impl_label(row),
-            f"{row.ours_ms:.3f}",
-            f"{row.torch_ms:.3f}",
-            f"{100 * row.spread:.0f}%",
-            f"{row.ratio:.2f}x",
-            target,
-            _met_label(row),
-        ]
-    )
+    return [
+        row.workload,
+        row.op,
+        row.pass_,
+        str(row.threads),
+        _impl_label(row),
+        f"{row.ours_ms:.3f}",
+        f"{row.torch_ms:.3f}",
+        f"{100 * row.spread:.0f}%",
+        f"{row.ratio:.2f}x",
+        target,
+        _met_label(row),
+    ]
+
+
+def format_table(rows: list[Row]) -> str:
+    """The table of every measured row."""
+    header = [name for name, _ in COLUMNS]
+    return _table(header, [row_cells(row) for row in rows], [align for _, align in COLUMNS])
+
+
+def _progress(row: Row) -> None:
+    # The table is printed once every row is measured (its columns fit the widest cell);
+    # meanwhile each row is reported on stderr as soon as it is measured.
+    print("measured: " + "  ".join(c for c in row_cells(row) if c), file=sys.stderr, flush=True)
 
 
 def run_table(workloads, threads: list[int], only: str | None, timing: Timing) -> list[Row]:
-    """Check, then time, every workload; print each row as soon as it is measured."""
+    """Check, then time, every workload; print the table (and each row on stderr as soon
+    as it is measured)."""
     rng = np.random.default_rng(SEED)
     rows: list[Row] = []
     if only == "train":
         return rows
-    _print(table_header())
     for wl in workloads:
         if only in (None, "conv"):
             case = ConvCase.random(wl, rng)
@@ -527,7 +531,7 @@ def run_table(workloads, threads: list[int], only: str | None, timing: Timing) -
                 for n in threads:
                     for row in conv_rows(wl, case, verdicts, pass_, n, timing):
                         rows.append(row)
-                        _print(format_row(row))
+                        _progress(row)
         if only in (None, "pool"):
             case = PoolCase.random(wl, rng)
             verdicts = check_pool(wl.pool_name, case)
@@ -536,7 +540,8 @@ def run_table(workloads, threads: list[int], only: str | None, timing: Timing) -
                     for n in threads:
                         row = pool_row(wl, case, verdicts, op, pass_, n, timing)
                         rows.append(row)
-                        _print(format_row(row))
+                        _progress(row)
+    _print(format_table(rows))
     return rows
 
 
@@ -628,17 +633,23 @@ def print_student(anchor: dict) -> None:
         f" 1 thread;\nloops timed on {anchor['images_timed']} image(s) and scaled linearly "
         "to the full batch."
     )
-    _print(
-        f"{'pass':<9}{'student ms':>12}{'cvcourse ms':>13}{'torch ms':>10}"
-        f"{'student/torch':>15}{'student/cvcourse':>18}  matches torch?"
-    )
+    header = ["pass", "student ms", "cvcourse ms", "torch ms", "student/torch"]
+    header += ["student/cvcourse", "matches torch?"]
+    rows = []
     for pass_, r in anchor["passes"].items():
         student, ours, theirs = r["student_ms"], r["cvcourse_ms"], r["torch_ms"]
-        matches = "yes" if r["student_correct"] else "NO"
-        _print(
-            f"{pass_:<9}{student:>12.1f}{ours:>13.3f}{theirs:>10.3f}"
-            f"{student / theirs:>14.0f}x{student / ours:>17.0f}x  {matches}"
+        rows.append(
+            [
+                pass_,
+                f"{student:.1f}",
+                f"{ours:.3f}",
+                f"{theirs:.3f}",
+                f"{student / theirs:.0f}x",
+                f"{student / ours:.0f}x",
+                "yes" if r["student_correct"] else "NO",
+            ]
         )
+    _print(_table(header, rows, ["left", *["right"] * 5, "left"]))
 
 
 # --- first call in a fresh process ------------------------------------------------------------
@@ -727,16 +738,16 @@ def _first_call_total(seconds: dict[str, float]) -> float:
 
 def print_first_calls(startup: dict) -> None:
     cold, warm = startup["cold_s"], startup["warm_s"]
-    _print(f"{'':<30}{'cold s':>8}{'warm s':>8}   (cold: empty NUMBA_CACHE_DIR; warm: cache hit)")
+    _print("(cold: empty NUMBA_CACHE_DIR; warm: cache hit)")
+    rows = []
     for name in cold:
         label = "import cvcourse.kernels" if name == "import" else f"first {name}"
-        _print(f"{label:<30}{cold[name]:>8.2f}{warm[name]:>8.3f}")
+        rows.append([label, f"{cold[name]:.2f}", f"{warm[name]:.3f}"])
     total = _first_call_total(warm)
+    rows.append(["first calls, total", f"{_first_call_total(cold):.2f}", f"{total:.3f}"])
+    _print(_table(["", "cold s", "warm s"], rows, ["left", "right", "right"]))
     verdict = "yes" if total < FIRST_CALL_TARGET_S else "NO"
-    _print(
-        f"{'first calls, total':<30}{_first_call_total(cold):>8.2f}{total:>8.3f}"
-        f"   target warm < {FIRST_CALL_TARGET_S} s: {verdict}"
-    )
+    _print(f"target warm < {FIRST_CALL_TARGET_S} s: {verdict}")
 
 
 # --- summary, JSON, command line --------------------------------------------------------------

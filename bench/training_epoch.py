@@ -12,6 +12,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tabulate import tabulate
 from torch import nn as tnn
 
 from cvcourse import nn
@@ -125,7 +126,10 @@ def print_rows(rows: list[dict], out=print) -> None:
         f"\nOne training epoch: lenet_digits on the 1442 training digits, "
         f"{batches} batches of {BATCH}, Adam"
     )
-    out(f"{'threads':>7}  {'cvcourse s':>10}  {'torch s':>8}  {'ratio':>6}")
-    for row in rows:
-        ours, theirs = row["cvcourse_s"], row["torch_s"]
-        out(f"{row['threads']:>7}  {ours:>10.3f}  {theirs:>8.3f}  {ours / theirs:>5.2f}x")
+    cells = [
+        [str(r["threads"]), f"{r['cvcourse_s']:.3f}", f"{r['torch_s']:.3f}"]
+        + [f"{r['cvcourse_s'] / r['torch_s']:.2f}x"]
+        for r in rows
+    ]
+    header = ["threads", "cvcourse s", "torch s", "ratio"]
+    out(tabulate(cells, headers=header, tablefmt="simple", disable_numparse=True, stralign="right"))

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tabulate import tabulate
 
 from .data import DataLoader, load_digits, sample_image, to_nchw
 from .fileio import atomic_path
@@ -75,13 +76,13 @@ def run_filters(output_dir: Path) -> Path:
         f"photo {image.shape[0]}x{image.shape[1]} grey, {len(names)} filters "
         f"in one conv2d call: {seconds * 1e3:.1f} ms"
     )
-    print(f"{'filter':<14}{'min':>9}{'max':>9}{'mean':>9}   max |conv2d - numpy|")
-    for name, response, kernel in zip(names, responses, weight[:, 0], strict=True):
-        diff = np.abs(response - correlate_numpy(image, kernel)).max()
-        print(
-            f"{name:<14}{response.min():9.3f}{response.max():9.3f}{response.mean():9.3f}"
-            f"   {diff:.1e}"
-        )
+    rows = [
+        [name, response.min(), response.max(), response.mean()]
+        + [f"{np.abs(response - correlate_numpy(image, kernel)).max():.1e}"]
+        for name, response, kernel in zip(names, responses, weight[:, 0], strict=True)
+    ]
+    header = ["filter", "min", "max", "mean", "max |conv2d - numpy|"]
+    print(tabulate(rows, headers=header, floatfmt=".3f", disable_numparse=[4]))
     path = output_dir / "filters.png"
     _save_grid(image, names, responses, path)
     print(f"saved {path}")

@@ -13,6 +13,7 @@ import pytest
 from cvcourse.gradcheck import (
     DEFAULT_THRESHOLDS,
     GradCheckReport,
+    TensorCheck,
     check_gradients,
     classify,
     numerical_gradient,
@@ -825,6 +826,19 @@ def test_check_gradients_rejects_random_forward_and_in_place_forward():
     np.testing.assert_array_equal(x, before)
 
 
-def test_importing_gradcheck_does_not_import_torch():
-    code = "import sys, cvcourse.gradcheck; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+def test_importing_gradcheck_does_not_import_torch_or_the_report_libraries():
+    # jinja2 and tabulate are imported when a report is first shown, not on import.
+    code = (
+        "import sys, cvcourse.gradcheck; "
+        "sys.exit(sorted({'torch', 'jinja2', 'tabulate'} & set(sys.modules)) or 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_tensor_check_is_built_by_keyword_only():
+    t = check_gradients(Sigmoid(), rng().standard_normal(3))["x"]
+    fields = {name: getattr(t, name) for name in t.__dataclass_fields__}
+    assert TensorCheck(**fields).status == t.status
+    with pytest.raises(TypeError):
+        TensorCheck(*fields.values())

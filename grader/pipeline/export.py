@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tabulate import tabulate
+
 from cvcourse.fileio import atomic_path
 from grader.pipeline.gradebook import CellScore
 
@@ -244,17 +246,9 @@ def write_grades_csv(scores: Iterable[CellScore], path) -> Path:
 
 def _render(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     # The first `left` columns are names (left-aligned); the rest are numbers (right-aligned).
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        parts = [
-            c.ljust(w) if i < left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+    # Cells are already text (``3.5/6``, ``✓``): tabulate must not parse them as numbers.
+    align = ["left"] * left + ["right"] * (len(header) - left)
+    return tabulate(rows, headers=header, tablefmt="simple", colalign=align, disable_numparse=True)
 
 
 def _fraction(score: float | None, maximum: float) -> str:
