@@ -239,15 +239,19 @@ def make_stubs(folder: Path) -> dict[str, Path]:
         stub.chmod(0o755 if stub.is_dir() else 0o644)
         stubs[real] = stub
     # The digits' test split is held out: the grader measures accuracy on it (a4) through
-    # the student's forward, so the kernel must not hold those digits or their labels.
-    try:
-        from cvcourse.data import digits
+    # the student's forward, so the kernel must not hold those digits or their labels. If
+    # they cannot be held out, no kernel starts: grading with them visible would be a hole.
+    from cvcourse.data import digits
 
+    try:
         real = os.path.realpath(digits._digits_file())
         stubs[real] = digits.write_training_digits(folder / _TRAINING_DIGITS)
         stubs[real].chmod(0o644)
-    except (ImportError, OSError, ValueError):
-        pass
+    except (OSError, ValueError) as exc:
+        raise SandboxUnavailable(
+            f"cannot hold the digits' test split out of the sandbox ({exc}): "
+            "reinstall cvcourse, whose digits.npz this needs"
+        ) from exc
     for index, real in enumerate(_hidden_file_paths()):
         stub = folder / f"empty-{index}-{os.path.basename(real)}"
         stub.parent.mkdir(parents=True, exist_ok=True)

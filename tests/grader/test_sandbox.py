@@ -232,3 +232,17 @@ def test_stubs_are_made_whether_or_not_scipy_is_installed(tmp_path, monkeypatch)
     assert any(n.endswith("-torch") for n in names), names
     assert any(n.endswith("-cvcourse_kernels") for n in names), names
     assert "training-digits.npz" in names
+
+
+def test_no_stubs_and_no_kernel_when_the_test_digits_cannot_be_held_out(tmp_path, monkeypatch):
+    """A damaged digits file must stop the sandbox, not let a kernel start with the test
+    split in view (make_stubs used to skip the hold-out silently)."""
+    from cvcourse.data import digits
+
+    damaged = tmp_path / "digits.npz"
+    damaged.write_bytes(b"not an npz")
+    monkeypatch.setattr(digits, "_digits_file", lambda: damaged)
+    # the digits are read once per process (a failed read is not cached): read this file
+    digits._read_all.cache_clear()
+    with pytest.raises(sandbox.SandboxUnavailable, match="test split"):
+        sandbox.make_stubs(tmp_path / "hidden")
