@@ -11,18 +11,20 @@
 - ``pass_rates.png``: per test cell, the share of submissions at full marks;
 - ``pass_rates.csv``: the numbers behind the pass-rate table.
 
-Scores follow :mod:`grader.pipeline.export`'s rules (None counts 0; a cell a submission lacks counts
-0). An ungraded submission is listed, and left out of every statistic (summary, pass rates,
-histograms): counting it as 0 would lower the class's numbers for a failure of the grader's.
-Every string that comes from a submission or the course (student ids, cell names, error
-messages, notes) is escaped. The same input gives byte-identical files: nothing records the
-time, and the PNGs carry no metadata (Agg would otherwise write matplotlib's version).
+Scores follow :mod:`grader.pipeline.export`'s rules (None counts 0; a cell a submission
+lacks counts 0). An ungraded submission is listed, and left out of every statistic (summary,
+pass rates, histograms): counting it as 0 would lower the class's numbers for a failure of
+the grader's. The page is a Jinja2 template (``templates/report.html.j2`` with
+``report.css``), autoescaped: every string that comes from a submission or the course
+(student ids, cell names, error messages, notes) is text, never markup. The same input gives
+byte-identical files: nothing records the time, and the PNGs carry no metadata (Agg would
+otherwise write matplotlib's version).
 """
 
 from __future__ import annotations
 
 import csv
-import html
+import functools
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -291,188 +293,109 @@ def _pass_rates_figure(grades: Collated, stats: list[CellStats]):
 
 
 # --- report.html ---------------------------------------------------------------------------
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 72em; padding: 0 1em; color: #222; line-height: 1.4; }
-h1 { margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; vertical-align: top; }
-th { background: #f3f3f3; text-align: left; }
-tbody tr:nth-child(even) { background: #fafafa; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.mark { text-align: center; }
-td.full { color: #1a7f37; } td.zero { color: #c62828; } td.none { color: #888; }
-td.msg { font-family: ui-monospace, monospace; font-size: 0.85em; max-width: 40em;
-         overflow-wrap: anywhere; }
-.bar { display: inline-block; height: 0.7em; background: #4c72b0; margin-right: 0.4em; }
-.muted { color: #666; }
-img { max-width: 100%; height: auto; border: 1px solid #eee; }
-"""
-
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _table(header: list[tuple[str, str]], rows: list[list[tuple[str, str]]]) -> str:
-    # Cells are (class, already-escaped HTML) pairs.
-    def cell(tag: str, klass: str, content: str) -> str:
-        attrs = f' class="{klass}"' if klass else ""
-        return f"<{tag}{attrs}>{content}</{tag}>"
-
-    head = "".join(cell("th", k, c) for k, c in header)
-    body = "\n".join("<tr>" + "".join(cell("td", k, c) for k, c in row) + "</tr>" for row in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+# The page is templates/report.html.j2, autoescaped; this part computes what it shows, as
+# plain strings and numbers (scores already formatted).
 
 
 def _n(value: float, digits: int = 2) -> str:
-    return _e(format_score(value, digits))
+    return format_score(value, digits)
 
 
-def _summary(grades: Collated) -> str:
-    submissions = sum(len(a.submissions) for a in grades.assignments)
-    ungraded = sum(len(a.ungraded) for a in grades.assignments)
-    intro = (
-        f"<p>{len(grades.students)} students, {submissions} submissions, "
-        f"{len(grades.assignments)} assignments."
-        + (
-            f" <strong>{ungraded} ungraded</strong> (listed below, left out of every statistic)."
-            if ungraded
-            else ""
-        )
-        + "</p>"
-    )
-    header = [
-        ("", "assignment"),
-        ("num", "graded"),
-        ("num", "ungraded"),
-        ("num", "max"),
-        ("num", "mean total"),
-        ("num", "median total"),
-        ("num", "mean %"),
-    ]
+def _fraction(score: float | None, maximum: float) -> str | None:
+    # None: not submitted (the template shows a dash)
+    return None if score is None else f"{_n(score)}/{_n(maximum)}"
 
-    def row(name: str, totals: list[float], ungraded: int, maximum: float):
+
+def _summary(grades: Collated) -> dict:
+    def row(name: str, totals: list[float], ungraded: int, maximum: float, course=False):
         mean = statistics.fmean(totals) if totals else 0.0
         median = statistics.median(totals) if totals else 0.0
-        return [
-            ("", name),
-            ("num", str(len(totals))),
-            ("num", str(ungraded)),
-            ("num", _n(maximum)),
-            ("num", _n(mean)),
-            ("num", _n(median)),
-            ("num", f"{percent(mean, maximum):.1f}"),
-        ]
+        return {
+            "name": name,
+            "course": course,
+            "graded": len(totals),
+            "ungraded": ungraded,
+            "max": _n(maximum),
+            "mean": _n(mean),
+            "median": _n(median),
+            "percent": f"{percent(mean, maximum):.1f}",
+        }
 
     rows = [
-        row(_e(a.name), [a.total(s) for s in a.graded], len(a.ungraded), a.max_score)
+        row(a.name, [a.total(s) for s in a.graded], len(a.ungraded), a.max_score)
         for a in grades.assignments
     ]
     complete = [grades.total(s) for s in grades.students if grades.total(s) is not None]
-    rows.append(
-        row(
-            "<em>course total</em> (a missing assignment counts 0)",
-            complete,
-            len(grades.students) - len(complete),
-            grades.max_total,
-        )
-    )
-    return intro + "\n" + _table(header, rows)
+    missing = len(grades.students) - len(complete)
+    rows.append(row("course total", complete, missing, grades.max_total, course=True))
+    return {
+        "students": len(grades.students),
+        "submissions": sum(len(a.submissions) for a in grades.assignments),
+        "assignments": len(grades.assignments),
+        "ungraded": sum(len(a.ungraded) for a in grades.assignments),
+        "rows": rows,
+    }
 
 
-def _pass_rate_table(stats: list[CellStats]) -> str:
-    header = [
-        ("", "assignment"),
-        ("", "test cell"),
-        ("num", "max"),
-        ("num", "submissions"),
-        ("", "full marks"),
-        ("num", "zero"),
-        ("num", "mean"),
-        ("", "most common failure"),
+def _pass_rates(stats: list[CellStats]) -> list[dict]:
+    return [
+        {
+            "assignment": s.assignment,
+            "cell": s.cell.label,
+            "max": _n(s.cell.max_score),
+            "submissions": s.submissions,
+            "bar_em": f"{5 * s.pass_rate:.2f}",  # 100% is 5em wide
+            "full_marks": s.full_marks,
+            "rate": f"{100 * s.pass_rate:.0f}",
+            "zero": s.zero,
+            "mean": _n(s.mean_score),
+            "failure": s.failure,
+            "failure_count": s.failure_count,
+        }
+        for s in stats
     ]
-    rows = []
-    for s in stats:
-        rate = 100 * s.pass_rate
-        failure = (
-            f'{_e(s.failure)} <span class="muted">({s.failure_count}&times;)</span>'
-            if s.failure
-            else ""
-        )
-        rows.append(
-            [
-                ("", _e(s.assignment)),
-                ("", _e(s.cell.label)),
-                ("num", _n(s.cell.max_score)),
-                ("num", str(s.submissions)),
-                (
-                    "",
-                    f'<span class="bar" style="width: {rate / 20:.2f}em"></span>'
-                    f"{s.full_marks} ({rate:.0f}%)",
-                ),
-                ("num", str(s.zero)),
-                ("num", _n(s.mean_score)),
-                ("msg", failure),
-            ]
-        )
-    return _table(header, rows)
 
 
-def _fraction(score: float | None, maximum: float) -> str:
-    return "&ndash;" if score is None else f"{_n(score)}/{_n(maximum)}"
-
-
-def _student_table(grades: Collated) -> str:
-    header = [("", "student")]
-    header += [("num", _e(a.name)) for a in grades.assignments]
-    header += [("num", "total"), ("num", "%")]
+def _students(grades: Collated) -> dict:
     rows = []
     for student in grades.students:
         total = grades.total(student)
-        row = [("", _e(student))]
-        row += [
-            ("num", UNGRADED if student in a.ungraded else _fraction(a.total(student), a.max_score))
+        scores = [
+            UNGRADED if student in a.ungraded else _fraction(a.total(student), a.max_score)
             for a in grades.assignments
         ]
-        if total is None:
-            row += [("num", UNGRADED), ("num", "")]
-        else:
-            row += [
-                ("num", _fraction(total, grades.max_total)),
-                ("num", f"{percent(total, grades.max_total):.1f}"),
-            ]
-        rows.append(row)
-    return _table(header, rows)
+        rows.append(
+            {
+                "student": student,
+                "scores": scores,
+                "total": UNGRADED if total is None else _fraction(total, grades.max_total),
+                "percent": "" if total is None else f"{percent(total, grades.max_total):.1f}",
+            }
+        )
+    return {"assignments": [a.name for a in grades.assignments], "rows": rows}
 
 
-def _part_table(assignment: Assignment) -> str:
+_MARK_CLASS = {FULL: "mark full", ZERO: "mark zero", NOT_GRADED: "mark none"}
+
+
+def _parts(assignment: Assignment) -> dict:
     # The terminal's per-part table, with each cell's message shown on hover.
-    header = [("", "student")]
-    header += [("mark", _e(cell.short)) for cell in assignment.cells]
-    header += [("num", "total")]
     rows = []
     for student in sorted(assignment.submissions):
-        row = [("", _e(student))]
+        marks = []
         for cell in assignment.cells:
             found = assignment.submissions[student].get(cell.key)
-            score = None if found is None else found.score
-            mark = part_mark(score, cell.max_score)
-            klass = {FULL: "mark full", ZERO: "mark zero", NOT_GRADED: "mark none"}.get(
-                mark, "mark"
-            )
-            content = _e(mark)
-            if found is not None and (found.message or found.ungraded):
-                content = f'<span title="{_e(found.message or found.ungraded)}">{content}</span>'
-            row.append((klass, content))
-        if student in assignment.ungraded:
-            row.append(("num", UNGRADED))
-        else:
-            row.append(("num", _fraction(assignment.total(student), assignment.max_score)))
-        rows.append(row)
-    return f"<h3>{_e(assignment.name)}</h3>\n" + _table(header, rows)
+            mark = part_mark(None if found is None else found.score, cell.max_score)
+            title = "" if found is None else (found.message or found.ungraded or "")
+            marks.append({"mark": mark, "klass": _MARK_CLASS.get(mark, "mark"), "title": title})
+        ungraded = student in assignment.ungraded
+        total = _fraction(assignment.total(student), assignment.max_score)
+        rows.append({"student": student, "marks": marks, "total": UNGRADED if ungraded else total})
+    return {
+        "assignment": assignment.name,
+        "cells": [cell.short for cell in assignment.cells],
+        "rows": rows,
+    }
 
 
 def _order_notes(
@@ -487,75 +410,38 @@ def _order_notes(
     )
 
 
-def _ungraded(grades: Collated) -> str:
-    rows = [
-        [("", _e(a.name)), ("", _e(student)), ("msg", _e(a.ungraded[student]))]
-        for a in grades.assignments
-        for student in sorted(a.ungraded)
-    ]
-    if not rows:
-        return "<p>none</p>"
-    return _table([("", "assignment"), ("", "student"), ("", "why")], rows)
+@functools.cache
+def _template():
+    import jinja2
 
-
-def _problems(grades: Collated, notes: dict[tuple[str, str], list[str]]) -> str:
-    if not notes:
-        return "<p>none</p>"
-    items = []
-    for (assignment, student), found in _order_notes(grades, notes):
-        listed = "".join(f"<li>{_e(note)}</li>" for note in found)
-        items.append(f"<li><strong>{_e(assignment)}</strong>, {_e(student)}<ul>{listed}</ul></li>")
-    return "<ul>\n" + "\n".join(items) + "\n</ul>"
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template("report.html.j2")
 
 
 def _html(grades: Collated, stats: list[CellStats], notes) -> str:
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>Grade report</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        "<h1>Grade report</h1>",
-    ]
-    if not grades.assignments:
-        parts += [
-            "<p><strong>Nothing graded yet:</strong> there are no autograded submissions.</p>",
-        ]
-    else:
-        parts += [
-            "<h2>Summary</h2>",
-            _summary(grades),
-            f'<img src="{HISTOGRAM}" alt="Histograms of total scores in percent, '
-            'per assignment and for the course">',
-            "<h2>Pass rate per test cell</h2>",
-            "<p>Share of graded submissions at full marks. A cell never graded (its notebook "
-            "did not run) counts as zero. The failure message is the most common first line of the "
-            f"cell's error among submissions short of full marks. Also in "
-            f'<a href="{PASS_RATES_CSV}">{PASS_RATES_CSV}</a>.</p>',
-            _pass_rate_table(stats),
-            f'<img src="{PASS_RATES_PNG}" alt="Bar chart of the pass rate per test cell">',
-            "<h2>Scores per student</h2>",
-            "<p>&ndash; means not submitted, ungraded that the submission could not be "
-            "graded (see below). Per part: &#10003; full marks, &#10007; zero, "
-            "a number for partial credit, - never graded; hover a mark for the "
-            "cell's message.</p>",
-            _student_table(grades),
-            *(_part_table(a) for a in grades.assignments),
-            "<h2>Ungraded submissions</h2>",
-            "<p>Submissions the grader could not grade (a grading worker died twice, "
-            "nbgrader failed, or not autograded yet). They have no score, not 0, and are left "
-            "out of the statistics above; grade them again or by hand.</p>",
-            _ungraded(grades),
-        ]
-    parts += [
-        "<h2>Problems found while grading</h2>",
-        _problems(grades, notes),
-        "</body>",
-        "</html>",
-        "",
-    ]
-    return "\n".join(parts)
+    graded = bool(grades.assignments)
+    return _template().render(
+        summary=_summary(grades) if graded else None,
+        histogram=HISTOGRAM,
+        pass_rates_png=PASS_RATES_PNG,
+        pass_rates_csv=PASS_RATES_CSV,
+        pass_rates=_pass_rates(stats),
+        students=_students(grades),
+        parts=[_parts(a) for a in grades.assignments],
+        ungraded=[
+            {"assignment": a.name, "student": student, "why": a.ungraded[student]}
+            for a in grades.assignments
+            for student in sorted(a.ungraded)
+        ],
+        problems=[
+            {"assignment": assignment, "student": student, "notes": found}
+            for (assignment, student), found in _order_notes(grades, notes)
+        ],
+    )
