@@ -103,12 +103,17 @@ def _window_args(x_shape, kernel_size, stride, padding, dilation, what):
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
     """Unfold sliding windows into columns, like ``torch.nn.functional.unfold``.
 
-    Args:
-        x: ``(N, C, H, W)`` float32 or float64.
-        kernel_size, stride, padding, dilation: int or ``(h, w)`` pair.
+    Parameters
+    ----------
+    x : np.ndarray
+        ``(N, C, H, W)`` float32 or float64.
+    kernel_size, stride, padding, dilation : int or tuple of int
+        An int or an ``(h, w)`` pair.
 
-    Returns:
-        ``cols`` of shape ``(N, C*kh*kw, Ho*Wo)`` with
+    Returns
+    -------
+    cols : np.ndarray
+        Shape ``(N, C*kh*kw, Ho*Wo)``, with
         ``cols[n, (c*kh + ky)*kw + kx, oy*Wo + ox] = xpad[n, c, oy*sh + ky*dh, ox*sw + kx*dw]``
         and ``Ho = floor((H + 2*ph - dh*(kh - 1) - 1) / sh) + 1`` (same for ``Wo``).
     """
@@ -125,12 +130,18 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1) -> n
     The adjoint of :func:`im2col`: for any ``x`` and ``cols`` of matching shapes,
     ``sum(im2col(x) * cols) == sum(x * col2im(cols))``.
 
-    Args:
-        cols: ``(N, C*kh*kw, Ho*Wo)`` float32 or float64.
-        output_size: ``(H, W)`` of the image to rebuild (an int means square).
-        kernel_size, stride, padding, dilation: int or ``(h, w)`` pair, as given to im2col.
+    Parameters
+    ----------
+    cols : np.ndarray
+        ``(N, C*kh*kw, Ho*Wo)`` float32 or float64.
+    output_size : int or tuple of int
+        ``(H, W)`` of the image to rebuild (an int means square).
+    kernel_size, stride, padding, dilation : int or tuple of int
+        An int or an ``(h, w)`` pair, as given to im2col.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(N, C, H, W)``.
     """
     cols = as_float_array(cols, "cols", ndim=3, layout="(N, C*kh*kw, L)")

@@ -53,10 +53,14 @@ class Layer:
     Subclasses implement ``forward(x) -> y`` and ``backward(dy) -> dx`` and store their
     parameters in ``self.params``. ``layer(x)`` is ``layer.forward(x)``.
 
-    Attributes:
-        params: ``dict[str, np.ndarray]``, torch's names and shapes.
-        grads: ``dict[str, np.ndarray]``, the same keys once ``backward`` has run.
-        training: ``True`` in training mode (the default), ``False`` after ``eval()``.
+    Attributes
+    ----------
+    params : dict[str, np.ndarray]
+        Torch's names and shapes.
+    grads : dict[str, np.ndarray]
+        The same keys once ``backward`` has run.
+    training : bool
+        ``True`` in training mode (the default), ``False`` after ``eval()``.
     """
 
     def __init__(self) -> None:

@@ -23,9 +23,12 @@ class Dropout(Layer):
     mode). The mask is drawn from the layer's own generator (``seed=``/``rng=``), so a seeded
     layer drops the same elements on every run.
 
-    Args:
-        p: drop probability, ``0 <= p <= 1`` (``p = 1`` zeroes everything, as torch).
-        seed, rng: the generator of the masks (an int, or an ``np.random.Generator``).
+    Parameters
+    ----------
+    p : float
+        Drop probability, ``0 <= p <= 1`` (``p = 1`` zeroes everything, as torch).
+    seed, rng : int or np.random.Generator, optional
+        The generator of the masks (an int, or an ``np.random.Generator``).
     """
 
     def __init__(self, p: float = 0.5, *, seed=None, rng=None):

@@ -45,8 +45,10 @@ class MaxPool2d(Layer):
 
         dx[n, c].flat[k] = sum of dy[n, c, i, j] over the windows whose argmax is k
 
-    Args:
-        kernel_size, stride (default ``kernel_size``), padding, dilation: int or ``(h, w)``.
+    Parameters
+    ----------
+    kernel_size, stride, padding, dilation : int or tuple of int
+        An int or an ``(h, w)`` pair; ``stride`` defaults to ``kernel_size``.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
@@ -87,9 +89,12 @@ class AvgPool2d(Layer):
     number of taps inside ``x``. Backward spreads each ``dy[n, c, i, j] / divisor`` evenly
     over its window's taps inside ``x`` (overlapping windows add up).
 
-    Args:
-        kernel_size, stride (default ``kernel_size``), padding: int or ``(h, w)``.
-        count_include_pad: whether padded zeros count in the divisor.
+    Parameters
+    ----------
+    kernel_size, stride, padding : int or tuple of int
+        An int or an ``(h, w)`` pair; ``stride`` defaults to ``kernel_size``.
+    count_include_pad : bool
+        Whether padded zeros count in the divisor.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
