@@ -206,6 +206,7 @@ def run_training(output_dir: Path) -> float:
 
 
 def main(argv=None) -> int:
+    """Command line: filters, gradient checks, training; exit status 1 if a check failed."""
     parser = argparse.ArgumentParser(description="The cvcourse library's showcase.")
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="folder for the figures"

@@ -188,9 +188,12 @@ MAX_ELEMENTS = 64 * 2**20
 
 
 def strided_fits(shape, strides, offset: int, itemsize: int, size: int) -> bool:
-    """Whether an array of ``shape`` and ``strides`` starting ``offset`` bytes into a buffer
-    of ``size`` bytes stays inside it (and is not absurdly large), in exact integers:
-    numpy's own check overflows on strides like -2**63."""
+    """Whether an array view stays inside its buffer (and is not absurdly large).
+
+    The view has ``shape`` and ``strides`` and starts ``offset`` bytes into a buffer of
+    ``size`` bytes. Checked in exact integers: numpy's own check overflows on strides like
+    -2**63.
+    """
     if len(strides) != len(shape) or offset < 0 or math.prod(shape) > MAX_ELEMENTS:
         return False
     if math.prod(shape) == 0:
@@ -281,8 +284,10 @@ def decode_items(node_items, blobs, resolve) -> dict:
 
 
 def keep(obj, objects: dict[int, Any], ids: dict[int, int], counter) -> int:
-    """The number naming ``obj`` in a side's table of objects the other side may refer to
-    (the same number each time; the table holds the object, so its id stays unique)."""
+    """The number naming ``obj`` in a side's table of objects the other side may refer to.
+
+    The same number each time; the table holds the object, so its id stays unique.
+    """
     if id(obj) not in ids:
         ref = next(counter)
         ids[id(obj)] = ref

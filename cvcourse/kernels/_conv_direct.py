@@ -139,8 +139,10 @@ def _accumulate_taps4(acc, xflat, offsets, w4, count):
 
 @njit(parallel=True, **_JIT)
 def conv2d_forward(xpad, weight, bias, has_bias, ho, wo, dh, dw, groups):
-    """Stride-1 forward. ``weight (G, C/groups, kh, kw)``; ``xpad (N, C, Hp', Wp)`` already
-    padded, with ``extra_rows(ho, wo, Wp)`` zero rows below the ``Hp = ho + dh*(kh-1)`` rows.
+    """Stride-1 forward.
+
+    ``weight (G, C/groups, kh, kw)``; ``xpad (N, C, Hp', Wp)`` already padded, with
+    ``extra_rows(ho, wo, Wp)`` zero rows below the ``Hp = ho + dh*(kh-1)`` rows.
 
     Returns ``y (N, G, ho, wo)``.
     Work items are (image, block of up to four output channels of one group).

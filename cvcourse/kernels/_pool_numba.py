@@ -188,7 +188,7 @@ def max_pool2d_backward_2x2(dy, indices, dx):
 
 @njit(**_HELPER)
 def _tap_table(n_out, size, lo, hi, dilation):
-    """``is_tap[o, i]``: is position ``i`` (along one axis) a tap of window ``o``?"""
+    """``is_tap[o, i]``: whether position ``i`` (along one axis) is a tap of window ``o``."""
     is_tap = np.zeros((n_out, size), dtype=np.bool_)
     for o in range(n_out):
         for i in range(lo[o], hi[o], dilation):

@@ -84,8 +84,10 @@ def pad_planes(x, ph, pw, extra_rows=0):
 
 
 def pad_input(x: np.ndarray, padding: tuple[int, int], extra_rows: int = 0) -> np.ndarray:
-    """``x`` zero-padded by ``padding = (ph, pw)`` on both sides and ``extra_rows`` more at the
-    bottom; ``x`` itself when there is nothing to add."""
+    """``x`` zero-padded by ``padding = (ph, pw)`` on both sides, ``extra_rows`` more below.
+
+    ``x`` itself when there is nothing to add.
+    """
     if padding == (0, 0) and extra_rows == 0:
         return x
     return pad_planes(x, padding[0], padding[1], extra_rows)

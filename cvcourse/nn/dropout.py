@@ -13,8 +13,10 @@ __all__ = ["Dropout"]
 
 
 class Dropout(Layer):
-    """Inverted dropout (``torch.nn.Dropout``): in training mode each element is zeroed with
-    probability ``p`` and the survivors are scaled by ``1 / (1 - p)``::
+    """Inverted dropout (``torch.nn.Dropout``).
+
+    In training mode each element is zeroed with probability ``p`` and the survivors are
+    scaled by ``1 / (1 - p)``::
 
         mask = (u >= p) / (1 - p),   u ~ U[0, 1) per element;   y = x * mask
 

@@ -93,8 +93,11 @@ class Linear(Layer):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        """Returns ``dx = dy @ W``; sets ``grads["weight"] = dy2.T @ x2``, ``grads["bias"]
-        = dy2.sum(0)`` over every example (overwriting previous gradients)."""
+        """Return ``dx = dy @ W``; set ``grads["weight"]`` and ``grads["bias"]``.
+
+        ``grads["weight"] = dy2.T @ x2``, ``grads["bias"] = dy2.sum(0)`` over every example
+        (overwriting previous gradients).
+        """
         x, out_shape = self._cached()
         dy = self._upstream(dy, out_shape)
         weight = self.params["weight"]

@@ -1,5 +1,6 @@
-"""Losses: ``MSELoss``, ``CrossEntropyLoss`` (numerically stable), the multiclass hinge
-loss ``MultiMarginLoss``, plus ``softmax``.
+"""Losses: ``MSELoss``, ``CrossEntropyLoss``, ``MultiMarginLoss``, plus ``softmax``.
+
+``CrossEntropyLoss`` is numerically stable; ``MultiMarginLoss`` is the multiclass hinge loss.
 
 A loss is called as ``loss.forward(prediction, target) -> float`` (or ``loss(...)``); then
 ``loss.backward() -> d loss / d prediction``, of the prediction's shape and dtype.
@@ -84,7 +85,9 @@ class Loss:
 
 
 class MSELoss(Loss):
-    """Mean squared error (``torch.nn.MSELoss``), the mean over every element::
+    """Mean squared error (``torch.nn.MSELoss``), the mean over every element.
+
+    ::
 
         L = mean((prediction - target)^2)            dL/dprediction = 2 (prediction - target) / size
 
@@ -114,7 +117,9 @@ class MSELoss(Loss):
 
 
 class CrossEntropyLoss(Loss):
-    """Softmax cross-entropy (``torch.nn.CrossEntropyLoss``) for integer class labels::
+    """Softmax cross-entropy (``torch.nn.CrossEntropyLoss``) for integer class labels.
+
+    ::
 
         L = -(1/N) sum_n log softmax(s_n)[y_n]
           = (1/N) sum_n (logsumexp(s_n) - s_n[y_n])
@@ -166,7 +171,9 @@ class CrossEntropyLoss(Loss):
 
 
 class MultiMarginLoss(CrossEntropyLoss):
-    """The multiclass hinge (SVM) loss on class scores, ``torch.nn.MultiMarginLoss``::
+    """The multiclass hinge (SVM) loss on class scores, ``torch.nn.MultiMarginLoss``.
+
+    ::
 
         L = (1/N) sum_n (1/C) sum_{j != y_n} max(0, margin - s_n[y_n] + s_n[j])
         dL/ds_n[j]   = [margin - s_n[y_n] + s_n[j] > 0] / (N C)         (j != y_n)

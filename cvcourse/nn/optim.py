@@ -297,8 +297,10 @@ class Optimizer:
                 self._scales[key] = factors[max(names, key=len)]
 
     def _pairs(self) -> list[tuple[str, np.ndarray, object]]:
-        """``(key, param, grad)`` for every trainable parameter; errors list every missing
-        gradient (frozen parameters need none)."""
+        """``(key, param, grad)`` for every trainable parameter.
+
+        Errors list every missing gradient (frozen parameters need none).
+        """
         who = type(self).__name__
         pairs, missing, extra = [], [], []
         for prefix, owner in self._owners:

@@ -36,7 +36,9 @@ def _window(who, kernel_size, stride, padding, dilation=1):
 
 
 class MaxPool2d(Layer):
-    """Max pooling (``torch.nn.MaxPool2d``)::
+    """Max pooling (``torch.nn.MaxPool2d``).
+
+    ::
 
         y[n, c, i, j] = max_{u, v} xpad[n, c, i*s + u*d, j*s + v*d]      (xpad: -inf padding)
 
@@ -81,7 +83,9 @@ class MaxPool2d(Layer):
 
 
 class AvgPool2d(Layer):
-    """Average pooling (``torch.nn.AvgPool2d``, no ``ceil_mode``/``divisor_override``)::
+    """Average pooling (``torch.nn.AvgPool2d``, no ``ceil_mode``/``divisor_override``).
+
+    ::
 
         y[n, c, i, j] = (sum of the window's taps inside x) / divisor
 

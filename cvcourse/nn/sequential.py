@@ -187,8 +187,10 @@ class Sequential(Layer):
         return x
 
     def backward(self, dy):
-        """``dx``: ``dy`` passed back through the layers in reverse order; each child's
-        ``backward`` fills (overwrites) its ``grads``."""
+        """``dx``: ``dy`` passed back through the layers in reverse order.
+
+        Each child's ``backward`` fills (overwrites) its ``grads``.
+        """
         if self._cache is None:
             raise RuntimeError(
                 f"Sequential ({len(self)} layers): backward() was called before forward(); "

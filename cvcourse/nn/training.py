@@ -286,8 +286,10 @@ def _num_correct(scores, y) -> int | None:
 
 
 class _Mode:
-    """Switch ``model`` to training or evaluation mode if it has ``train()``/``eval()``;
-    put it back into its previous mode on exit."""
+    """Switch ``model`` to training or evaluation mode if it has ``train()``/``eval()``.
+
+    On exit, put it back into its previous mode.
+    """
 
     def __init__(self, model, training: bool):
         self.model = model
