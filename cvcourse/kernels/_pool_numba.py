@@ -36,11 +36,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._jit import JitOptions
+
 # cache=True everywhere: a new process loads the machine code instead of recompiling.
 # No fastmath: max pooling needs NaN semantics, and average pooling keeps torch's summation
 # order so that its results match torch's exactly.
-_JIT = dict(cache=True, parallel=True, nogil=True)
-_HELPER = dict(cache=True, nogil=True)
+_JIT = JitOptions(cache=True, parallel=True, nogil=True)
+_HELPER = JitOptions(cache=True, nogil=True)
 
 
 @njit(**_HELPER)

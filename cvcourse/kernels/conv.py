@@ -232,7 +232,7 @@ def _no_bias(dtype) -> np.ndarray:
     return np.zeros(0, dtype=dtype)
 
 
-def _padded_for_direct(x, padding, out_hw) -> np.ndarray:
+def _padded_for_direct(x, padding, out_hw: tuple[int, int]) -> np.ndarray:
     """``x`` zero-padded, plus the bottom rows the direct kernels' rounded loops read."""
     wp = x.shape[3] + 2 * padding[1]
     return pad_input(x, padding, direct.extra_rows(*out_hw, wp))
