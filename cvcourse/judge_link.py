@@ -27,7 +27,7 @@ import math
 import os
 import socket
 import struct
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,7 +76,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def send_message(sock: socket.socket, header: dict, blobs: list[bytes] = ()) -> None:
+def send_message(sock: socket.socket, header: dict, blobs: Sequence[bytes] = ()) -> None:
     """Send one message: the JSON ``header`` and the byte ``blobs`` it refers to."""
     data = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
     parts = [_HEAD.pack(len(data), len(blobs)), data]
@@ -175,9 +175,11 @@ def encode(
         return node
     if isinstance(value, np.ndarray):
         return _array_node(value, blobs, keep_layout)
-    kwargs = {"depth": depth + 1, "keep_layout": keep_layout}
     if type(value) in (list, tuple):
-        items = [encode(item, blobs, make_ref, **kwargs) for item in value]
+        items = [
+            encode(item, blobs, make_ref, depth=depth + 1, keep_layout=keep_layout)
+            for item in value
+        ]
         return {"$list" if type(value) is list else "$tuple": items}
     return make_ref(value)
 
@@ -295,7 +297,12 @@ def keep(obj, objects: dict[int, Any], ids: dict[int, int], counter) -> int:
     return ids[id(obj)]
 
 
-_ERROR_TYPES = {"KeyError": KeyError, "AttributeError": AttributeError, "TypeError": TypeError}
+# keyed by the reply's error "type" (None when it names none: a RuntimeError then)
+_ERROR_TYPES: dict[str | None, type[Exception]] = {
+    "KeyError": KeyError,
+    "AttributeError": AttributeError,
+    "TypeError": TypeError,
+}
 
 
 class _JudgeDict(MutableMapping):
@@ -442,7 +449,7 @@ class _KernelServer:
             self._answer(header, blobs)
 
     def _answer(self, header: dict, blobs: list[bytes]) -> None:
-        reply = {"kind": "reply"}
+        reply: dict[str, Any] = {"kind": "reply"}
         arrays: list[tuple[int, np.ndarray, np.ndarray]] = []
         self.guard = None
         try:

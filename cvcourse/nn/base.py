@@ -28,6 +28,7 @@ Conventions of the reference layers built on it:
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,8 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.training = True
-        self._cache = None
+        # what forward keeps for backward: each layer stores its own kind (an array, a tuple)
+        self._cache: Any = None
 
     # --- the API -------------------------------------------------------------------------
 

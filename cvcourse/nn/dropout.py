@@ -39,8 +39,8 @@ class Dropout(Layer):
             raise TypeError(f"Dropout: p must be a number in [0, 1], got {p!r}")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
-        self.p = float(p)
-        self.rng = init.as_generator(seed, rng)
+        self.p: float = float(p)
+        self.rng: np.random.Generator = init.as_generator(seed, rng)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

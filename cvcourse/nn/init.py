@@ -59,7 +59,7 @@ def as_generator(seed=None, rng=None) -> np.random.Generator:
         return rng
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
-    return np.random.default_rng(seed)
+    return np.random.default_rng(None if seed is None else int(seed))
 
 
 def _shape(shape) -> tuple[int, ...]:

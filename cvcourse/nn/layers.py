@@ -201,7 +201,7 @@ class Conv2d(Layer):
             text += ", bias=False"
         return text
 
-    def _kernel_args(self):
+    def _kernel_args(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]:
         return self.stride, self.padding, self.dilation, self.groups
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ by the mean, as torch's default ``reduction="mean"``.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,8 @@ class Loss:
     """Base class of the losses: ``forward(prediction, target) -> float``, ``backward()``."""
 
     def __init__(self) -> None:
-        self._cache = None
+        # what forward keeps for backward: each loss stores its own tuple
+        self._cache: Any = None
 
     def __call__(self, prediction, target) -> float:
         return self.forward(prediction, target)
@@ -194,7 +196,7 @@ class MultiMarginLoss(CrossEntropyLoss):
             raise TypeError(f"MultiMarginLoss: margin must be a real number, got {margin!r}")
         if not np.isfinite(margin):
             raise ValueError(f"MultiMarginLoss: margin must be finite, got {margin!r}")
-        self.margin = float(margin)
+        self.margin: float = float(margin)
 
     def __repr__(self) -> str:
         return f"MultiMarginLoss(margin={self.margin})"

@@ -19,7 +19,10 @@ from .base import Layer
 __all__ = ["AvgPool2d", "MaxPool2d"]
 
 
-def _window(who, kernel_size, stride, padding, dilation=1):
+_Pair = tuple[int, int]
+
+
+def _window(who, kernel_size, stride, padding, dilation=1) -> tuple[_Pair, _Pair, _Pair, _Pair]:
     try:
         kernel = as_pair(kernel_size, "kernel_size", minimum=1)
         stride = kernel if stride is None else as_pair(stride, "stride", minimum=1)
@@ -65,7 +68,7 @@ class MaxPool2d(Layer):
             f"dilation={self.dilation}"
         )
 
-    def _args(self):
+    def _args(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         return self.kernel_size, self.stride, self.padding, self.dilation
 
     def forward(self, x: np.ndarray) -> np.ndarray:

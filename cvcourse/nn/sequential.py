@@ -115,12 +115,14 @@ class Sequential(Layer):
 
     # --- params and grads: live views ------------------------------------------------------
 
+    # Layer's params and grads are plain dicts; a Sequential's are read-only attributes whose
+    # values are live views of its children's dicts, hence the two overrides.
     @property
-    def params(self) -> MutableMapping:
+    def params(self) -> MutableMapping:  # type: ignore[override]
         return _Prefixed(self, "params")
 
     @property
-    def grads(self) -> MutableMapping:
+    def grads(self) -> MutableMapping:  # type: ignore[override]
         return _Prefixed(self, "grads")
 
     # --- container protocol ------------------------------------------------------------------

@@ -334,7 +334,8 @@ def _format(loss: float, accuracy: float | None, prefix: str = "") -> dict[str, 
 
 
 def _evaluate(model, loss, loader, name: str, who: str) -> Evaluation:
-    total_loss, seen, correct = 0.0, 0, 0
+    total_loss, seen = 0.0, 0
+    correct: int | None = 0  # None once a batch's targets are not class labels
     for b, batch in enumerate(loader, start=1):
         x, y = _unpack(batch, name, f"batch {b}")
         scores = model.forward(x)
@@ -463,7 +464,8 @@ def fit(
             start = time.perf_counter()
             with _progress_bar(total, f"epoch {epoch}/{epochs}", bool(progress)) as bar:
                 mode.__enter__()  # training mode again after last epoch's validation
-                total_loss, seen, correct = 0.0, 0, 0
+                total_loss, seen = 0.0, 0
+                correct: int | None = 0  # None once a batch's targets are not class labels
                 for b, batch in enumerate(train_loader, start=1):
                     where = f"epoch {epoch}/{epochs}, batch {b}" + (f"/{total}" if total else "")
                     x, y = _unpack(batch, "train_loader", f"batch {b} of epoch {epoch}")
@@ -476,7 +478,8 @@ def fit(
                             "lower the learning rate, check the gradients (cvcourse.gradcheck) "
                             "and check the data for NaN/inf"
                         )
-                        exc.history = history
+                        # documented: the exception carries the finished epochs' history
+                        exc.history = history  # type: ignore[attr-defined]
                         raise exc
                     if zero_grad is not None:
                         zero_grad()
@@ -500,15 +503,14 @@ def fit(
                 train_loss = total_loss / seen
                 train_acc = None if correct is None else correct / seen
                 postfix = _format(train_loss, train_acc)
-                val = Evaluation(None, None)
+                val_loss: float | None = None
+                val_acc: float | None = None
                 if val_loader is not None:
                     with _Mode(model, training=False):
-                        val = _evaluate(model, loss, val_loader, "val_loader", who)
-                    postfix.update(_format(val.loss, val.accuracy, prefix="val_"))
+                        val_loss, val_acc = _evaluate(model, loss, val_loader, "val_loader", who)
+                    postfix.update(_format(val_loss, val_acc, prefix="val_"))
                 bar.set_postfix(postfix, refresh=True)
-            history.append(
-                train_loss, train_acc, val.loss, val.accuracy, time.perf_counter() - start
-            )
+            history.append(train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start)
             if callback is not None:
                 callback(epoch, history)
     return history

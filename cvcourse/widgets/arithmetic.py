@@ -102,7 +102,10 @@ class ConvArithmetic(Explorer):
             self._pending = True
 
     def _numbers(self) -> tuple[int, int, int, int, int]:
-        return tuple(int(getattr(self, name).value) for name in _LIMITS)
+        size, kernel, stride, padding, dilation = (
+            int(getattr(self, name).value) for name in _LIMITS
+        )
+        return size, kernel, stride, padding, dilation
 
     def _update_positions(self) -> None:
         n = output_size(*self._numbers())
@@ -152,6 +155,7 @@ class ConvArithmetic(Explorer):
                 "larger, or the kernel or the dilation smaller.",
                 "warning",
             )
+        assert self.output_cell is not None  # valid: set by _compute
         i, j = self.output_cell
         rows = f"{i * s - p}..{i * s - p + span - 1}"
         cols = f"{j * s - p}..{j * s - p + span - 1}"
@@ -204,6 +208,7 @@ class ConvArithmetic(Explorer):
             right.set_axis_off()
             return fig
         n = self.out_size
+        assert n is not None and self.output_cell is not None  # valid: set by _compute
         cells = [(r + p, c + p) for r, c in self.taps]
         outline_cells(left, cells, _TAP, fill=0.55, linewidth=1.5)
         for index, (r, c) in enumerate(cells):

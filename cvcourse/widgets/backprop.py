@@ -141,8 +141,12 @@ class ConvBackpropExplorer(Explorer):
         self.explanation = widgets.HTMLMath()
         self.valid = True
         self.rotated_kernel = self.kernel[::-1, ::-1].copy()
-        self.output = self.upstream = self.grad_input = self.grad_kernel = None
-        self.upstream_full = None
+        # computed by _compute; None while the kernel does not fit the padded input
+        self.output: np.ndarray | None = None
+        self.upstream: np.ndarray | None = None
+        self.grad_input: np.ndarray | None = None
+        self.grad_kernel: np.ndarray | None = None
+        self.upstream_full: np.ndarray | None = None
         self.receptive_field: list[tuple[int, int]] = []
         self.contributions: list[tuple[tuple[int, int], tuple[int, int]]] = []
         self.kernel_pairs: list[tuple[tuple[int, int], tuple[int, int]]] = []
@@ -187,7 +191,7 @@ class ConvBackpropExplorer(Explorer):
             box.layout.display = "" if mode == self.mode.value else "none"
         hw = self._out_hw()
         self.valid = hw is not None
-        if not self.valid:
+        if hw is None:
             self.output = self.upstream = self.grad_input = self.grad_kernel = None
             self.upstream_full = None
             self.receptive_field, self.contributions, self.kernel_pairs = [], [], []
@@ -249,6 +253,9 @@ class ConvBackpropExplorer(Explorer):
 
     def _explain(self) -> str:
         s, p = self._settings()
+        # only called for valid settings, once _compute has filled the arrays in
+        assert self.output is not None and self.upstream is not None
+        assert self.grad_input is not None and self.grad_kernel is not None
         mode = self.mode.value
         if mode == MODES[0]:
             oy, ox = int(self.out_row.value), int(self.out_col.value)
@@ -316,6 +323,9 @@ class ConvBackpropExplorer(Explorer):
             draw_grid(fig.subplots(1, 1), self.input, cmap="Blues", title="input I")
             return fig
         self.show_message("")
+        assert self.output is not None and self.upstream is not None  # valid, computed
+        assert self.upstream_full is not None
+        assert self.grad_input is not None and self.grad_kernel is not None
         self.explanation.value = self._explain()
         axes = fig.subplots(2, 4)
         padded = np.full((h + 2 * p, w + 2 * p), np.nan)
@@ -393,7 +403,8 @@ class ConvBackpropExplorer(Explorer):
             u, v = int(self.k_row.value), int(self.k_col.value)
             outline_cells(axes[0, 1], [(u, v)], _KER)
             outline_cells(axes[0, 0], [(r + p, c + p) for _, (r, c) in self.kernel_pairs], _KER)
-            outline_block(axes[0, 3], 0, 0, *self.upstream.shape, _KER)
+            ho, wo = self.upstream.shape
+            outline_block(axes[0, 3], 0, 0, ho, wo, _KER)
             outline_cells(axes[1, 3], [(u, v)], _KER)
         return fig
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 
@@ -74,7 +75,9 @@ class GradCheckView(Explorer):
         ax = fig.subplots(1, 1)
         cmap = matplotlib.colormaps["RdYlGn_r"].with_extremes(bad="#dddddd")
         shown = np.where(np.isnan(picture), np.nan, np.maximum(picture, self.lower))
-        aspect = "equal" if max(rows, cols) <= 8 * min(rows, cols) else "auto"
+        aspect: Literal["equal", "auto"] = (
+            "equal" if max(rows, cols) <= 8 * min(rows, cols) else "auto"
+        )
         image = ax.imshow(
             shown,
             cmap=cmap,

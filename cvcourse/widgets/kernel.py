@@ -72,7 +72,7 @@ class KernelExplorer(Explorer):
     def __init__(self, image=None, *, filter: str = "sharpen", gray: bool = True):
         who = "kernel_explorer"
         names = sample_image_names()
-        self._own_image = None
+        self._own_image: np.ndarray | None = None
         default = "grace_hopper"
         if isinstance(image, str):
             default = as_choice(image, "image", names, who)
@@ -177,6 +177,7 @@ class KernelExplorer(Explorer):
         if key not in self._images:
             name, gray = key
             img = self._own_image if name == YOUR_IMAGE else sample_image(name)
+            assert img is not None  # "your image" is offered only when one was given
             if gray and img.ndim == 3:
                 img = rgb_to_gray(img)
             self._images[key] = np.ascontiguousarray(img, dtype=np.float32)

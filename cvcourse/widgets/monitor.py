@@ -56,15 +56,15 @@ class TrainingMonitor(Explorer):
 
     def update(self, history) -> None:
         """Show ``history`` (a ``History`` or its ``to_dict()``), e.g. one loaded from disk."""
-        self._take(history, "TrainingMonitor.update")
-        self.epoch = len(self.history)
+        taken = self._take(history, "TrainingMonitor.update")
+        self.epoch = len(taken)
 
     def reset(self) -> None:
         """Forget the curves (before training again)."""
         self.history, self.epoch, self.updates = None, 0, 0
         self.refresh()
 
-    def _take(self, history, who: str) -> None:
+    def _take(self, history, who: str) -> History:
         if isinstance(history, Mapping):
             history = History.from_dict(history)
         if not isinstance(history, History):
@@ -72,9 +72,11 @@ class TrainingMonitor(Explorer):
                 f"{who}: history must be a cvcourse.nn.History (what fit passes to its "
                 f"callback) or its to_dict(), got {type(history).__name__}"
             )
-        self.history = History.from_dict(history.to_dict())  # fit keeps appending to its own
+        taken = History.from_dict(history.to_dict())  # fit keeps appending to its own
+        self.history = taken
         self.updates += 1
         self.refresh()
+        return taken
 
     def _compute(self) -> None:
         pass

@@ -189,6 +189,7 @@ class PoolingExplorer(Explorer):
         if self.indices is not None:
             np.add.at(counts.reshape(-1), self.indices.reshape(-1), 1)
             return counts
+        assert self.output is not None  # drawn only for valid settings, after _compute
         ho, wo = self.output.shape
         for oy in range(ho):
             for ox in range(wo):
@@ -205,6 +206,9 @@ class PoolingExplorer(Explorer):
             ax = fig.subplots(1, 1)
             draw_grid(ax, self.x, cmap="Blues", fmt="{:g}", title="input x")
             return fig
+        # valid settings: _compute has filled these in
+        assert self.output is not None and self.window_cell is not None
+        assert self.upstream is not None and self.grad_input is not None
         ho, wo = self.output.shape
         axes = fig.subplots(1, 4, width_ratios=[w + 2 * p, max(wo, 2), max(wo, 2), w])
         padded = np.full((h + 2 * p, w + 2 * p), np.nan)
@@ -252,7 +256,7 @@ class PoolingExplorer(Explorer):
         )
         outline_cells(axes[3], self.routed_to, _ROUTE, linewidth=3)
         fan = self._fan_in()
-        shared = [tuple(map(int, rc)) for rc in np.argwhere(fan > 1)]
+        shared = [(int(r), int(c)) for r, c in np.argwhere(fan > 1)]
         if is_max:  # (in avg mode nearly every cell is shared when windows overlap)
             outline_cells(axes[3], shared, "#495057", linewidth=1.0, inset=0.12)
         self.show_message(self._explain(fan), "info")
@@ -260,6 +264,7 @@ class PoolingExplorer(Explorer):
 
     def _explain(self, fan: np.ndarray) -> str:
         k, s, p = self._settings()
+        assert self.window_cell is not None and self.upstream is not None  # as in _draw
         oy, ox = self.window_cell
         g = self.upstream[oy, ox]
         rows = f"{oy * s - p}..{oy * s - p + k - 1}"
