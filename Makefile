@@ -47,6 +47,8 @@ test: setup
 	bash scripts/install-hub.sh || echo "hub software not installed: tests/hub/ will skip"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@# Type-checks cvcourse/ as configured in pyproject.toml's [tool.mypy].
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 	@echo "--- kernel tests again with NUMBA_BOUNDSCHECK=1 (any out-of-bounds access raises) ---"
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(BOUNDSCHECK_CACHE) CVCOURSE_HYPOTHESIS_PROFILE=boundscheck \
@@ -82,5 +84,5 @@ bench-hub: setup hub-install
 	$(PY) bench/bench_hub.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -83,8 +83,10 @@ def as_choice(value, name: str, choices, who: str | None = None) -> str:
 
 
 def as_rng(rng, name: str = "rng", who: str | None = None) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a Generator (used as is), an int seed >= 0, or None
-    (fresh entropy)."""
+    """A ``numpy.random.Generator`` from a Generator (used as is), an int seed >= 0, or None.
+
+    None gives fresh entropy.
+    """
     if isinstance(rng, np.random.Generator):
         return rng
     if rng is None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tabulate import tabulate
@@ -96,7 +98,9 @@ def _save_grid(image, names, responses, path: Path) -> None:
     rows = -(-(len(names) + 1) // cols)
     fig = Figure(figsize=(3 * cols, 3.3 * rows), layout="constrained")
     axes = fig.subplots(rows, cols).ravel()
-    panels = [("original", image, "gray", (0, 1))]
+    panels: list[tuple[str, np.ndarray, str, tuple[float, float]]] = [
+        ("original", image, "gray", (0, 1))
+    ]
     for name, response in zip(names, responses, strict=True):
         if name in IMAGE_LIKE:
             low, high = np.percentile(response, [1, 99])
@@ -131,7 +135,10 @@ def run_gradient_checks(seed: int = 0) -> bool:
         _, indices = max_pool2d(x, return_indices=True, **pool_args)
         return max_pool2d_backward(dy, x, indices, **pool_args)
 
-    checks = [
+    # (title, function, inputs, its analytic gradients, input names)
+    checks: list[
+        tuple[str, Callable[..., Any], tuple[np.ndarray, ...], Callable[..., Any], tuple[str, ...]]
+    ] = [
         (
             "conv2d, stride 2, padding 1, dilation (1, 2), 2 groups",
             lambda x, w, b: conv2d(x, w, b, **conv_args),
@@ -207,6 +214,7 @@ def run_training(output_dir: Path) -> float:
 
 
 def main(argv=None) -> int:
+    """Command line: filters, gradient checks, training; exit status 1 if a check failed."""
     parser = argparse.ArgumentParser(description="The cvcourse library's showcase.")
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="folder for the figures"

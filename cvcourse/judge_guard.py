@@ -53,8 +53,11 @@ def _matches(module: str, qualname: str, targets: Sequence[str]) -> str | None:
 
 
 def library_dirs(extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """Installed packages, the standard library, cvcourse/ and ``extra``: a frame in none
-    of these is the student's (an editable install lives outside site-packages)."""
+    """Installed packages, the standard library, cvcourse/ and ``extra``.
+
+    A frame in none of these is the student's (an editable install lives outside
+    site-packages).
+    """
     paths = sysconfig.get_paths()
     dirs = {paths["purelib"], paths["platlib"], paths["stdlib"], *extra}
     spec = importlib.util.find_spec("cvcourse")

@@ -27,7 +27,7 @@ import math
 import os
 import socket
 import struct
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,7 +76,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def send_message(sock: socket.socket, header: dict, blobs: list[bytes] = ()) -> None:
+def send_message(sock: socket.socket, header: dict, blobs: Sequence[bytes] = ()) -> None:
     """Send one message: the JSON ``header`` and the byte ``blobs`` it refers to."""
     data = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
     parts = [_HEAD.pack(len(data), len(blobs)), data]
@@ -175,9 +175,11 @@ def encode(
         return node
     if isinstance(value, np.ndarray):
         return _array_node(value, blobs, keep_layout)
-    kwargs = {"depth": depth + 1, "keep_layout": keep_layout}
     if type(value) in (list, tuple):
-        items = [encode(item, blobs, make_ref, **kwargs) for item in value]
+        items = [
+            encode(item, blobs, make_ref, depth=depth + 1, keep_layout=keep_layout)
+            for item in value
+        ]
         return {"$list" if type(value) is list else "$tuple": items}
     return make_ref(value)
 
@@ -188,9 +190,12 @@ MAX_ELEMENTS = 64 * 2**20
 
 
 def strided_fits(shape, strides, offset: int, itemsize: int, size: int) -> bool:
-    """Whether an array of ``shape`` and ``strides`` starting ``offset`` bytes into a buffer
-    of ``size`` bytes stays inside it (and is not absurdly large), in exact integers:
-    numpy's own check overflows on strides like -2**63."""
+    """Whether an array view stays inside its buffer (and is not absurdly large).
+
+    The view has ``shape`` and ``strides`` and starts ``offset`` bytes into a buffer of
+    ``size`` bytes. Checked in exact integers: numpy's own check overflows on strides like
+    -2**63.
+    """
     if len(strides) != len(shape) or offset < 0 or math.prod(shape) > MAX_ELEMENTS:
         return False
     if math.prod(shape) == 0:
@@ -281,8 +286,10 @@ def decode_items(node_items, blobs, resolve) -> dict:
 
 
 def keep(obj, objects: dict[int, Any], ids: dict[int, int], counter) -> int:
-    """The number naming ``obj`` in a side's table of objects the other side may refer to
-    (the same number each time; the table holds the object, so its id stays unique)."""
+    """The number naming ``obj`` in a side's table of objects the other side may refer to.
+
+    The same number each time; the table holds the object, so its id stays unique.
+    """
     if id(obj) not in ids:
         ref = next(counter)
         ids[id(obj)] = ref
@@ -290,7 +297,12 @@ def keep(obj, objects: dict[int, Any], ids: dict[int, int], counter) -> int:
     return ids[id(obj)]
 
 
-_ERROR_TYPES = {"KeyError": KeyError, "AttributeError": AttributeError, "TypeError": TypeError}
+# keyed by the reply's error "type" (None when it names none: a RuntimeError then)
+_ERROR_TYPES: dict[str | None, type[Exception]] = {
+    "KeyError": KeyError,
+    "AttributeError": AttributeError,
+    "TypeError": TypeError,
+}
 
 
 class _JudgeDict(MutableMapping):
@@ -437,7 +449,7 @@ class _KernelServer:
             self._answer(header, blobs)
 
     def _answer(self, header: dict, blobs: list[bytes]) -> None:
-        reply = {"kind": "reply"}
+        reply: dict[str, Any] = {"kind": "reply"}
         arrays: list[tuple[int, np.ndarray, np.ndarray]] = []
         self.guard = None
         try:

@@ -30,8 +30,10 @@ def horizontal_flip(x) -> np.ndarray:
 
 
 def random_horizontal_flip(x, p: float = 0.5, rng=None) -> np.ndarray:
-    """Mirror each image of a ``(N, C, H, W)`` batch left-right, independently, with
-    probability ``p`` (one uniform draw per image: flipped where ``u < p``)."""
+    """Mirror each image of a ``(N, C, H, W)`` batch left-right with probability ``p``.
+
+    Images are flipped independently: one uniform draw ``u`` per image, flipped where ``u < p``.
+    """
     x = as_images(x, "x")
     p = as_real(p, "p", low=0.0, high=1.0)
     rng = as_rng(rng)

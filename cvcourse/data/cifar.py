@@ -79,7 +79,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         try:
             from numpy._core import multiarray, numeric
         except ImportError:  # numpy < 2
-            from numpy.core import multiarray, numeric
+            from numpy.core import multiarray, numeric  # type: ignore[no-redef]
         import _codecs
 
         allowed = {
@@ -88,8 +88,9 @@ class _ArrayUnpickler(pickle.Unpickler):
             ("numpy", "dtype"): np.dtype,
             ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
             ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy.core.numeric", "_frombuffer"): numeric._frombuffer,
-            ("numpy._core.numeric", "_frombuffer"): numeric._frombuffer,
+            # numpy's private helper, named by the pickles of numpy arrays
+            ("numpy.core.numeric", "_frombuffer"): numeric._frombuffer,  # type: ignore[attr-defined]
+            ("numpy._core.numeric", "_frombuffer"): numeric._frombuffer,  # type: ignore[attr-defined]
         }
         if (module, name) not in allowed:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
@@ -166,7 +167,9 @@ def _read_from_archive(archive: Path, names: tuple[str, ...]) -> list[bytes]:
                 base = member.name.rsplit("/", 1)[-1]
                 parent = member.name[: -len(base)].strip("/")
                 if member.isfile() and base in names and parent in ("", _FOLDER):
-                    found[base] = tar.extractfile(member).read()
+                    data = tar.extractfile(member)  # None only for what is not a regular file
+                    if data is not None:
+                        found[base] = data.read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise ValueError(
             f"CIFAR-10 archive {archive} cannot be read ({type(exc).__name__}: {exc}); it is "

@@ -68,8 +68,11 @@ def _digits_file() -> Path:
 
 
 def _check_digits(pixels: np.ndarray, labels: np.ndarray, rows: int | None, where: str) -> None:
-    """Raise ``ValueError`` unless ``pixels`` is uint8 ``(rows, 8, 8)`` in 0..16 and
-    ``labels`` is integer ``(rows,)`` in 0..9 (``rows=None``: any number, the same for both)."""
+    """Raise ``ValueError`` unless ``pixels`` and ``labels`` are digits.
+
+    ``pixels`` must be uint8 ``(rows, 8, 8)`` in 0..16 and ``labels`` integer ``(rows,)`` in
+    0..9 (``rows=None``: any number, the same for both).
+    """
     if pixels.dtype != np.uint8 or labels.dtype.kind not in "iu":
         raise ValueError(
             f"load_digits: {where} holds pixels of dtype {pixels.dtype} and labels of dtype "
@@ -88,8 +91,10 @@ def _check_digits(pixels: np.ndarray, labels: np.ndarray, rows: int | None, wher
 
 @functools.cache
 def _read_all() -> tuple[np.ndarray, np.ndarray]:
-    """All digits as read-only ``(pixels uint8 (1797, 8, 8), labels int64 (1797,))``
-    (the training digits only, 1442, when they are held out)."""
+    """All digits as read-only ``(pixels uint8 (1797, 8, 8), labels int64 (1797,))``.
+
+    Only the 1442 training digits when the test split is held out (the grading sandbox).
+    """
     import zipfile
 
     path = _digits_file()
@@ -115,9 +120,10 @@ def _read_all() -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_digits_file(path: str | os.PathLike, pixels: np.ndarray, labels: np.ndarray) -> Path:
-    """Write ``pixels`` uint8 ``(N, 8, 8)`` in 0..16 and integer ``labels`` ``(N,)`` in 0..9
-    (stored as uint8) as the ``.npz`` :func:`load_digits` reads, atomically; returns ``path``
-    as a ``Path``.
+    """Write digits as the ``.npz`` :func:`load_digits` reads, atomically; ``path`` as a Path.
+
+    ``pixels`` are uint8 ``(N, 8, 8)`` in 0..16, ``labels`` integers ``(N,)`` in 0..9 (stored
+    as uint8).
 
     The archive is the one ``np.savez_compressed`` writes, except that its entries carry a
     fixed date (1980-01-01), so the same digits always give the same bytes.
@@ -144,8 +150,10 @@ def write_digits_file(path: str | os.PathLike, pixels: np.ndarray, labels: np.nd
 
 
 def write_training_digits(path: str | os.PathLike) -> Path:
-    """Write the bundled file's training digits only, in its format, to ``path`` (a
-    ``.npz``): what the grading sandbox shows in place of the whole file."""
+    """Write the bundled file's training digits only, in its format, to ``path`` (``.npz``).
+
+    This is what the grading sandbox shows in place of the whole file.
+    """
     pixels, labels = _read_all()
     train = ~_test_mask(labels)
     return write_digits_file(path, pixels[train], labels[train])

@@ -81,9 +81,11 @@ def _content_length(response) -> int | None:
 
 
 class _Progress:
-    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``) over a tqdm
-    bar. pooch tests the bar's truth, which tqdm refuses while the total is unknown; and a
-    server that sends no length (total 0) keeps the size the caller gave."""
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``, ``close``) over tqdm.
+
+    pooch tests the bar's truth, which tqdm refuses while the total is unknown; and a
+    server that sends no length (total 0) keeps the size the caller gave.
+    """
 
     def __init__(self, bar):
         self.bar = bar
@@ -109,8 +111,10 @@ class _Progress:
 
 
 class _OpenerDownloader:
-    """A pooch downloader that streams ``opener(url, timeout)`` (a context manager with
-    ``read(n)`` and, optionally, ``headers``) into the output file."""
+    """A pooch downloader that streams ``opener(url, timeout)`` into the output file.
+
+    ``opener`` returns a context manager with ``read(n)`` and, optionally, ``headers``.
+    """
 
     def __init__(self, opener, timeout: float, progress: _Progress):
         self.opener, self.timeout, self.progress = opener, timeout, progress
@@ -124,8 +128,11 @@ class _OpenerDownloader:
 
 
 class _Verified:
-    """A pooch downloader: ``inner``'s download, then the size check pooch lacks and the
-    mode a plain ``open`` gives (before pooch checks the SHA-256 and renames the file)."""
+    """A pooch downloader: ``inner``'s download, then the checks pooch lacks.
+
+    These are the size check and the mode a plain ``open`` gives (before pooch checks the
+    SHA-256 and renames the file).
+    """
 
     def __init__(self, inner, size: int | None):
         self.inner, self.size = inner, size

@@ -16,6 +16,7 @@ epoch; ``loader.set_epoch(e)`` jumps). Without shuffling the order is 0..N-1.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
@@ -62,7 +63,8 @@ class DataLoader:
         self.shuffle = as_flag(shuffle, "shuffle")
         self.drop_last = as_flag(drop_last, "drop_last")
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy % 2**63)
+            # a fresh SeedSequence draws its entropy (an int) from the OS
+            seed = int(cast(int, np.random.SeedSequence().entropy) % 2**63)
         self.seed = as_int(seed, "seed", low=0)
         if self.drop_last and self.batch_size > self.num_samples:
             raise ValueError(

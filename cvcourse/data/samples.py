@@ -79,7 +79,7 @@ def sample_image_names() -> list[str]:
 
 
 def _sample_data_dir() -> Path:
-    """matplotlib's ``mpl-data/sample_data`` folder (where every sample file lives)."""
+    """Matplotlib's ``mpl-data/sample_data`` folder (where every sample file lives)."""
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "sample_data"

@@ -21,7 +21,7 @@ def step(h) -> float:
     """``h`` as a float, positive and finite (a finite-difference step)."""
     # The open bound at 0 is not one of as_real's, so it is checked first; the type check
     # (and its message) is the shared one.
-    if isinstance(h, numbers.Real) and not isinstance(h, bool) and not 0 < h < math.inf:
+    if isinstance(h, numbers.Real) and not isinstance(h, bool) and not 0 < float(h) < math.inf:
         raise ValueError(f"h must be positive and finite, got {h!r}")
     return as_real(h, "h", low=0.0, high=math.inf)
 
@@ -30,14 +30,16 @@ def floor(value) -> float:
     """``value`` as a float >= 0 (inf allowed: everything is then compared in absolute terms)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"floor must be a non-negative real number, got {value!r}")
-    if not value >= 0:
+    if not float(value) >= 0:
         raise ValueError(f"floor must be non-negative, got {value!r}")
     return float(value)
 
 
 def options(seed, max_samples, detect_kinks) -> tuple[int | None, int | None, bool]:
-    """``check_gradients``' scalar options: a seed >= 0 or None, a sample count >= 1 or None,
-    and a flag."""
+    """Validate ``check_gradients``' scalar options.
+
+    Returns a seed >= 0 or None, a sample count >= 1 or None, and a flag.
+    """
     seed = None if seed is None else as_int(seed, "seed", low=0)
     max_samples = None if max_samples is None else as_int(max_samples, "max_samples", low=1)
     return seed, max_samples, as_flag(detect_kinks, "detect_kinks")

@@ -1,5 +1,6 @@
-"""``check_gradients``: run a layer or a function, then compare its gradients with finite
-differences, tensor by tensor.
+"""``check_gradients``: compare a layer's or a function's gradients with finite differences.
+
+It runs the layer or function, then checks tensor by tensor.
 
 The steps, for ``L = sum(forward(x) * dy)`` with a seeded random ``dy``:
 
@@ -44,7 +45,7 @@ def _as_gradients(result, inputs: Sequence[np.ndarray], names: Sequence[str], wh
         raise ValueError(
             f"{who} must return one gradient per input ({k}: {', '.join(names)}), got {got}"
         )
-    grads = []
+    grads: list[np.ndarray | None] = []
     for g, x, name in zip(items, inputs, names, strict=True):
         if g is None:
             grads.append(None)

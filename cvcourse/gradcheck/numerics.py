@@ -117,8 +117,10 @@ class Differences:
 
 
 def central_differences(objective: Callable[[], float], x, flat, h: float) -> Differences:
-    """``(L(x + h e_i) - L(x - h e_i)) / (x+ - x-)`` for each flat index ``i`` in ``flat``,
-    where ``objective()`` evaluates ``L`` at the current (perturbed) ``x``."""
+    """``(L(x + h e_i) - L(x - h e_i)) / (x+ - x-)`` for each flat index ``i`` in ``flat``.
+
+    ``objective()`` evaluates ``L`` at the current (perturbed) ``x``.
+    """
     out = Differences.empty(len(flat))
     for j, flat_index in enumerate(flat):
         idx = np.unravel_index(int(flat_index), x.shape)
@@ -131,8 +133,11 @@ def central_differences(objective: Callable[[], float], x, flat, h: float) -> Di
 
 
 def probe(objective: Callable[[], float], x: np.ndarray, idx: tuple, step: float):
-    """L at x[idx] + step and x[idx] - step, and those two stored values of x[idx]:
-    ``(f_plus, f_minus, x_plus, x_minus)``. x[idx] is restored bitwise whatever happens."""
+    """``(f_plus, f_minus, x_plus, x_minus)``: L at x[idx] +- step, and those stored values.
+
+    ``x_plus``/``x_minus`` are the values x[idx] held (after rounding to x's dtype). x[idx] is
+    restored bitwise whatever happens.
+    """
     old = x[idx].copy()  # a 0-d copy keeps the exact bits (also -0.0 and NaN payloads)
     try:
         x[idx] = old + step
@@ -185,7 +190,9 @@ def relative_errors(a, b, floor: float = 0.0) -> np.ndarray:
 
 
 def relative_error(a, b, floor: float = 0.0) -> float:
-    """Largest relative error over the elements of ``a`` and ``b`` (same shape)::
+    """Largest relative error over the elements of ``a`` and ``b`` (same shape).
+
+    ::
 
         max_i |a[i] - b[i]| / max(|a[i]|, |b[i]|, floor)
 

@@ -144,8 +144,11 @@ def find_kinks(objective, x, flat, analytic, diffs: Differences, f0: float, sett
 
 
 def worst_element(errors: np.ndarray, kinks: np.ndarray) -> tuple[int, np.ndarray]:
-    """The position of the worst element that is not a kink (the first NaN, else the largest
-    error; all elements count if every one is a kink) and the mask of those considered."""
+    """The position of the worst element that is not a kink, and the mask of those considered.
+
+    The worst is the first NaN, else the largest error; all elements count if every one is a
+    kink.
+    """
     considered = ~kinks if (~kinks).any() else np.ones(len(errors), dtype=bool)
     errs = np.where(considered, errors, -1.0)
     nan = np.flatnonzero(np.isnan(errs))

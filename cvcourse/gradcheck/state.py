@@ -26,7 +26,7 @@ import numpy as np
 class Snapshot:
     """``(object, saved copy)`` pairs: attribute dicts of layers, dicts, lists, and arrays."""
 
-    containers: list[tuple[object, object]] = field(default_factory=list)
+    containers: list[tuple[dict | list, dict | list]] = field(default_factory=list)
     arrays: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
@@ -73,13 +73,13 @@ def snapshot(layer) -> Snapshot:
 def restore(snap: Snapshot) -> None:
     """Put back what :func:`snapshot` recorded, in the same objects."""
     for container, saved in snap.containers:
-        if isinstance(container, dict):
+        if isinstance(container, dict) and isinstance(saved, dict):
             container.clear()
             container.update(saved)
-        else:
+        elif isinstance(container, list):
             container[:] = saved
-    for arr, saved in snap.arrays:
+    for arr, array_saved in snap.arrays:
         # Written back unconditionally: forward may have updated e.g. running statistics
         # in place, and the perturbed float64 parameters are restored bitwise this way.
-        if arr.flags.writeable and arr.shape == saved.shape:
-            np.copyto(arr, saved)
+        if arr.flags.writeable and arr.shape == array_saved.shape:
+            np.copyto(arr, array_saved)

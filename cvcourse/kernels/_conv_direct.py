@@ -31,11 +31,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._jit import JitOptions
+
 # Compiled once per dtype and cached on disk (cache=True), so a new process does not recompile.
 # fastmath "reassoc"/"contract" lets LLVM vectorise the dot products and fuse multiply-adds;
 # NaN and Inf semantics are kept (no "nnan"/"ninf").
 _FAST = {"reassoc", "contract"}
-_JIT = dict(cache=True, nogil=True, fastmath=_FAST)
+_JIT = JitOptions(cache=True, nogil=True, fastmath=_FAST)
+# The kernels with a prange over (image, output-channel block) work items.
+_PARALLEL = JitOptions(cache=True, nogil=True, fastmath=_FAST, parallel=True)
 
 LOOP_MULTIPLE = 32
 
@@ -137,10 +141,12 @@ def _accumulate_taps4(acc, xflat, offsets, w4, count):
             a3[i] += u3 * p
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_PARALLEL)
 def conv2d_forward(xpad, weight, bias, has_bias, ho, wo, dh, dw, groups):
-    """Stride-1 forward. ``weight (G, C/groups, kh, kw)``; ``xpad (N, C, Hp', Wp)`` already
-    padded, with ``extra_rows(ho, wo, Wp)`` zero rows below the ``Hp = ho + dh*(kh-1)`` rows.
+    """Stride-1 forward.
+
+    ``weight (G, C/groups, kh, kw)``; ``xpad (N, C, Hp', Wp)`` already padded, with
+    ``extra_rows(ho, wo, Wp)`` zero rows below the ``Hp = ho + dh*(kh-1)`` rows.
 
     Returns ``y (N, G, ho, wo)``.
     Work items are (image, block of up to four output channels of one group).
@@ -179,7 +185,7 @@ def conv2d_forward(xpad, weight, bias, has_bias, ho, wo, dh, dw, groups):
     return y
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_PARALLEL)
 def pitched_grad(dy, wp):
     """Lay ``dy (N, G, Ho, Wo)`` out with row pitch ``wp``, junk zero: ``(N, G, Lr)``.
 
@@ -248,7 +254,7 @@ def _dots_4x3(d0, d1, d2, d3, s0, s1, s2, out):
     out[3, 2] += t32
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_PARALLEL)
 def conv2d_grad_weight(xpad, dyp, kh, kw, dh, dw, groups):
     """``dW[g, c, ky, kx] = sum_{n, i} dyp[n, g, i] * xpad[n, c].flat[i + ky*dh*Wp + kx*dw]``.
 

@@ -36,11 +36,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._jit import JitOptions
+
 # cache=True everywhere: a new process loads the machine code instead of recompiling.
 # No fastmath: max pooling needs NaN semantics, and average pooling keeps torch's summation
 # order so that its results match torch's exactly.
-_JIT = dict(cache=True, parallel=True, nogil=True)
-_HELPER = dict(cache=True, nogil=True)
+_JIT = JitOptions(cache=True, parallel=True, nogil=True)
+_HELPER = JitOptions(cache=True, nogil=True)
 
 
 @njit(**_HELPER)
@@ -188,7 +190,7 @@ def max_pool2d_backward_2x2(dy, indices, dx):
 
 @njit(**_HELPER)
 def _tap_table(n_out, size, lo, hi, dilation):
-    """``is_tap[o, i]``: is position ``i`` (along one axis) a tap of window ``o``?"""
+    """``is_tap[o, i]``: whether position ``i`` (along one axis) is a tap of window ``o``."""
     is_tap = np.zeros((n_out, size), dtype=np.bool_)
     for o in range(n_out):
         for i in range(lo[o], hi[o], dilation):

@@ -16,12 +16,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._jit import JitOptions
 from ._validate import as_float_array, as_pair, output_hw
 
-_JIT = dict(cache=True, nogil=True)
+_JIT = JitOptions(cache=True, nogil=True, parallel=True)
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def im2col_padded(xpad, kh, kw, sh, sw, dh, dw, ho, wo):
     """Columns of an already zero-padded input: ``(N, C, Hp, Wp) -> (N, C*kh*kw, ho*wo)``."""
     n, c = xpad.shape[0], xpad.shape[1]
@@ -41,7 +42,7 @@ def im2col_padded(xpad, kh, kw, sh, sw, dh, dw, ho, wo):
     return cols
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def col2im_cropped(cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
     """Adjoint of ``im2col_padded`` followed by removing the padding: returns ``(N, c, h, w)``.
 
@@ -67,7 +68,7 @@ def col2im_cropped(cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo):
     return out
 
 
-@njit(parallel=True, **_JIT)
+@njit(**_JIT)
 def pad_planes(x, ph, pw, extra_rows=0):
     """Zero-pad the last two axes: ``(N, C, H, W) -> (N, C, H + 2*ph + extra_rows, W + 2*pw)``.
 
@@ -84,14 +85,22 @@ def pad_planes(x, ph, pw, extra_rows=0):
 
 
 def pad_input(x: np.ndarray, padding: tuple[int, int], extra_rows: int = 0) -> np.ndarray:
-    """``x`` zero-padded by ``padding = (ph, pw)`` on both sides and ``extra_rows`` more at the
-    bottom; ``x`` itself when there is nothing to add."""
+    """``x`` zero-padded by ``padding = (ph, pw)`` on both sides, ``extra_rows`` more below.
+
+    ``x`` itself when there is nothing to add.
+    """
     if padding == (0, 0) and extra_rows == 0:
         return x
     return pad_planes(x, padding[0], padding[1], extra_rows)
 
 
-def _window_args(x_shape, kernel_size, stride, padding, dilation, what):
+_Pair = tuple[int, int]
+
+
+def _window_args(
+    x_shape, kernel_size, stride, padding, dilation, what
+) -> tuple[_Pair, _Pair, _Pair, _Pair, int, int]:
+    """``kernel, stride, padding, dilation`` as ``(h, w)`` pairs, and the output size."""
     kernel = as_pair(kernel_size, "kernel_size", minimum=1)
     stride = as_pair(stride, "stride", minimum=1)
     padding = as_pair(padding, "padding", minimum=0)
@@ -103,20 +112,25 @@ def _window_args(x_shape, kernel_size, stride, padding, dilation, what):
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
     """Unfold sliding windows into columns, like ``torch.nn.functional.unfold``.
 
-    Args:
-        x: ``(N, C, H, W)`` float32 or float64.
-        kernel_size, stride, padding, dilation: int or ``(h, w)`` pair.
+    Parameters
+    ----------
+    x : np.ndarray
+        ``(N, C, H, W)`` float32 or float64.
+    kernel_size, stride, padding, dilation : int or tuple of int
+        An int or an ``(h, w)`` pair.
 
-    Returns:
-        ``cols`` of shape ``(N, C*kh*kw, Ho*Wo)`` with
+    Returns
+    -------
+    cols : np.ndarray
+        Shape ``(N, C*kh*kw, Ho*Wo)``, with
         ``cols[n, (c*kh + ky)*kw + kx, oy*Wo + ox] = xpad[n, c, oy*sh + ky*dh, ox*sw + kx*dw]``
         and ``Ho = floor((H + 2*ph - dh*(kh - 1) - 1) / sh) + 1`` (same for ``Wo``).
     """
     x = as_float_array(x, "x", ndim=4)
-    kernel, stride, padding, dilation, ho, wo = _window_args(
+    kernel, step, pad, dil, ho, wo = _window_args(
         x.shape, kernel_size, stride, padding, dilation, "the window"
     )
-    return im2col_padded(pad_input(x, padding), *kernel, *stride, *dilation, ho, wo)
+    return im2col_padded(pad_input(x, pad), *kernel, *step, *dil, ho, wo)
 
 
 def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
@@ -125,26 +139,32 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1) -> n
     The adjoint of :func:`im2col`: for any ``x`` and ``cols`` of matching shapes,
     ``sum(im2col(x) * cols) == sum(x * col2im(cols))``.
 
-    Args:
-        cols: ``(N, C*kh*kw, Ho*Wo)`` float32 or float64.
-        output_size: ``(H, W)`` of the image to rebuild (an int means square).
-        kernel_size, stride, padding, dilation: int or ``(h, w)`` pair, as given to im2col.
+    Parameters
+    ----------
+    cols : np.ndarray
+        ``(N, C*kh*kw, Ho*Wo)`` float32 or float64.
+    output_size : int or tuple of int
+        ``(H, W)`` of the image to rebuild (an int means square).
+    kernel_size, stride, padding, dilation : int or tuple of int
+        An int or an ``(h, w)`` pair, as given to im2col.
 
-    Returns:
+    Returns
+    -------
+    np.ndarray
         ``(N, C, H, W)``.
     """
     cols = as_float_array(cols, "cols", ndim=3, layout="(N, C*kh*kw, L)")
     height, width = as_pair(output_size, "output_size", minimum=1)
-    kernel, stride, padding, dilation, ho, wo = _window_args(
+    kernel, step, pad, dil, ho, wo = _window_args(
         (height, width), kernel_size, stride, padding, dilation, "the window"
     )
     taps = kernel[0] * kernel[1]
     if cols.shape[1] % taps or cols.shape[2] != ho * wo:
         raise ValueError(
             f"cols has shape {cols.shape} but a {kernel[0]}x{kernel[1]} window over a "
-            f"{height}x{width} image (stride {stride}, padding {padding}, dilation {dilation}) "
+            f"{height}x{width} image (stride {step}, padding {pad}, dilation {dil}) "
             f"needs (N, C*{taps}, {ho * wo})"
         )
     return col2im_cropped(
-        cols, cols.shape[1] // taps, height, width, *kernel, *stride, *padding, *dilation, ho, wo
+        cols, cols.shape[1] // taps, height, width, *kernel, *step, *pad, *dil, ho, wo
     )

@@ -153,16 +153,25 @@ def conv2d(
 ) -> np.ndarray:
     """2-D convolution (cross-correlation), like ``torch.nn.functional.conv2d``.
 
-    Args:
-        x: input ``(N, C, H, W)``, float32 or float64.
-        weight: ``(G, C // groups, kh, kw)``, same dtype as ``x``.
-        bias: ``(G,)`` or ``None``.
-        stride, padding, dilation: int or ``(h, w)`` pair; padding is zeros on both sides.
-        groups: input and output channels split into this many independent groups.
-        algorithm: ``"auto"`` (measured choice), ``"direct"`` (stride 1 only) or ``"gemm"``.
+    Parameters
+    ----------
+    x : np.ndarray
+        Input ``(N, C, H, W)``, float32 or float64.
+    weight : np.ndarray
+        ``(G, C // groups, kh, kw)``, same dtype as ``x``.
+    bias : np.ndarray or None
+        ``(G,)`` or ``None``.
+    stride, padding, dilation : int or tuple of int
+        An int or an ``(h, w)`` pair; padding is zeros on both sides.
+    groups : int
+        Input and output channels split into this many independent groups.
+    algorithm : {"auto", "direct", "gemm"}
+        ``"auto"`` (measured choice), ``"direct"`` (stride 1 only) or ``"gemm"``.
 
-    Returns:
-        ``y`` of shape ``(N, G, Ho, Wo)``, ``Ho = floor((H + 2*ph - dh*(kh-1) - 1)/sh) + 1``,
+    Returns
+    -------
+    y : np.ndarray
+        Shape ``(N, G, Ho, Wo)``, ``Ho = floor((H + 2*ph - dh*(kh-1) - 1)/sh) + 1``,
         ``y[n, g] = bias[g] + sum_{c, ky, kx} weight[g, c, ky, kx] * xpad[n, c', oy*sh + ky*dh,
         ox*sw + kx*dw]`` with ``c'`` the channel ``c`` of ``g``'s group.
     """
@@ -186,12 +195,18 @@ def conv2d_backward(
 ):
     """Gradients of :func:`conv2d` for the upstream gradient ``dy = dL/dy``.
 
-    Args:
-        dy: ``(N, G, Ho, Wo)``, the shape of the forward output.
-        x, weight, stride, padding, dilation, groups: as given to the forward.
-        bias: whether the forward had a bias (``dbias`` is ``None`` otherwise).
+    Parameters
+    ----------
+    dy : np.ndarray
+        ``(N, G, Ho, Wo)``, the shape of the forward output.
+    x, weight, stride, padding, dilation, groups
+        As given to the forward.
+    bias : bool
+        Whether the forward had a bias (``dbias`` is ``None`` otherwise).
 
-    Returns:
+    Returns
+    -------
+    tuple of np.ndarray
         ``(dx, dweight, dbias)``:
         ``dweight[g, c, ky, kx] = sum_{n, oy, ox} dy[n, g, oy, ox] * xpad[n, c', oy*sh + ky*dh,
         ox*sw + kx*dw]`` (summed over the batch), ``dbias[g] = sum_{n, oy, ox} dy[n, g, oy, ox]``,
@@ -217,7 +232,7 @@ def _no_bias(dtype) -> np.ndarray:
     return np.zeros(0, dtype=dtype)
 
 
-def _padded_for_direct(x, padding, out_hw) -> np.ndarray:
+def _padded_for_direct(x, padding, out_hw: tuple[int, int]) -> np.ndarray:
     """``x`` zero-padded, plus the bottom rows the direct kernels' rounded loops read."""
     wp = x.shape[3] + 2 * padding[1]
     return pad_input(x, padding, direct.extra_rows(*out_hw, wp))

@@ -65,7 +65,7 @@ class PoolGeometry(NamedTuple):
     def output_shape(self, x_shape) -> tuple[int, int, int, int]:
         return (x_shape[0], x_shape[1], *self.out_hw)
 
-    def window_args(self) -> tuple[int, ...]:
+    def window_args(self) -> tuple[int, int, int, int, int, int]:
         """``kh, kw, sh, sw, ph, pw`` as the general kernels take them."""
         return (*self.kernel, *self.stride, *self.padding)
 
@@ -147,7 +147,8 @@ def _check_x_shape(x_shape) -> tuple[int, int, int, int]:
         raise TypeError(f"x_shape must be a tuple (N, C, H, W) of 4 ints, got {x_shape!r}")
     if min(x_shape) < 1:
         raise ValueError(f"x_shape must be 4 positive ints (N, C, H, W), got {tuple(x_shape)}")
-    return tuple(int(s) for s in x_shape)
+    n, c, h, w = (int(s) for s in x_shape)
+    return n, c, h, w
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, return_indices=False):

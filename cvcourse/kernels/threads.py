@@ -17,7 +17,8 @@ from cvcourse._checks import as_int
 
 def max_threads() -> int:
     """The most threads numba may use in this process (``NUMBA_NUM_THREADS``)."""
-    return numba.config.NUMBA_NUM_THREADS
+    # numba.config fills its settings in through globals(), so the checker cannot see them
+    return numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
 
 
 def _check_count(n) -> int:

@@ -74,6 +74,7 @@ def warm_up(verbose: bool = True) -> float:
 
 
 def main(argv=None) -> int:
+    """Command line: compile every kernel and print how long it took (``--quiet``: only that)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="print only the total")
     args = parser.parse_args(argv)

@@ -1,5 +1,6 @@
-"""Elementwise activations (any input shape). Only ``LeakyReLU``, ``ELU`` and ``GELU`` take
-arguments; none has parameters.
+"""Elementwise activations (any input shape).
+
+Only ``LeakyReLU``, ``ELU`` and ``GELU`` take arguments; none has parameters.
 
 =========  ==========================================  ===========================================
 layer      forward ``y = f(x)``                        ``f'(x)`` (what backward multiplies by)
@@ -106,7 +107,9 @@ class Sigmoid(Layer):
 
 class Tanh(Layer):
     """``y = tanh(x)``, a sigmoid rescaled to ``(-1, 1)``: ``tanh(x) = 2 sigmoid(2x) - 1``.
-    Backward ``dx = dy * (1 - y^2)`` (at most 1, at ``x = 0``)."""
+
+    Backward ``dx = dy * (1 - y^2)`` (at most 1, at ``x = 0``).
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = np.tanh(self._input(x))
@@ -120,7 +123,9 @@ class Tanh(Layer):
 
 
 class ELU(Layer):
-    """Exponential linear unit (Clevert et al., 2016; ``torch.nn.ELU``)::
+    """Exponential linear unit (Clevert et al., 2016; ``torch.nn.ELU``).
+
+    ::
 
         y = x                      (x > 0)        dy/dx = 1
         y = alpha (exp(x) - 1)     (x <= 0)       dy/dx = alpha exp(x)
@@ -156,10 +161,12 @@ class ELU(Layer):
 
 
 class SELU(ELU):
-    """Scaled ELU (Klambauer et al., 2017; ``torch.nn.SELU``): ``y = scale * ELU_alpha(x)``
-    with ``alpha = 1.6733`` and ``scale = 1.0507``, the constants for which activations of
+    """Scaled ELU (Klambauer et al., 2017; ``torch.nn.SELU``): ``y = scale * ELU_alpha(x)``.
+
+    ``alpha = 1.6733`` and ``scale = 1.0507`` are the constants for which activations of
     mean 0 and variance 1 stay so from layer to layer (with LeCun-normal weights,
-    variance ``1 / fan_in``): "self-normalising" networks without batch norm."""
+    variance ``1 / fan_in``): "self-normalising" networks without batch norm.
+    """
 
     _scale = SELU_SCALE
 
@@ -183,9 +190,10 @@ def _erf():
 
 
 class GELU(Layer):
-    """Gaussian error linear unit (Hendrycks & Gimpel, 2016; ``torch.nn.GELU``), the
-    activation of BERT, GPT and vision transformers: ``y = x Phi(x)``, the input weighted
-    by the probability that a standard normal variable is below it::
+    """Gaussian error linear unit (Hendrycks & Gimpel, 2016; ``torch.nn.GELU``).
+
+    The activation of BERT, GPT and vision transformers: ``y = x Phi(x)``, the input
+    weighted by the probability that a standard normal variable is below it::
 
         Phi(x) = (1 + erf(x / sqrt(2))) / 2        dy/dx = Phi(x) + x phi(x)
 

@@ -28,6 +28,7 @@ Conventions of the reference layers built on it:
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 
@@ -53,17 +54,22 @@ class Layer:
     Subclasses implement ``forward(x) -> y`` and ``backward(dy) -> dx`` and store their
     parameters in ``self.params``. ``layer(x)`` is ``layer.forward(x)``.
 
-    Attributes:
-        params: ``dict[str, np.ndarray]``, torch's names and shapes.
-        grads: ``dict[str, np.ndarray]``, the same keys once ``backward`` has run.
-        training: ``True`` in training mode (the default), ``False`` after ``eval()``.
+    Attributes
+    ----------
+    params : dict[str, np.ndarray]
+        Torch's names and shapes.
+    grads : dict[str, np.ndarray]
+        The same keys once ``backward`` has run.
+    training : bool
+        ``True`` in training mode (the default), ``False`` after ``eval()``.
     """
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.training = True
-        self._cache = None
+        # what forward keeps for backward: each layer stores its own kind (an array, a tuple)
+        self._cache: Any = None
 
     # --- the API -------------------------------------------------------------------------
 

@@ -13,8 +13,10 @@ __all__ = ["Dropout"]
 
 
 class Dropout(Layer):
-    """Inverted dropout (``torch.nn.Dropout``): in training mode each element is zeroed with
-    probability ``p`` and the survivors are scaled by ``1 / (1 - p)``::
+    """Inverted dropout (``torch.nn.Dropout``).
+
+    In training mode each element is zeroed with probability ``p`` and the survivors are
+    scaled by ``1 / (1 - p)``::
 
         mask = (u >= p) / (1 - p),   u ~ U[0, 1) per element;   y = x * mask
 
@@ -23,9 +25,12 @@ class Dropout(Layer):
     mode). The mask is drawn from the layer's own generator (``seed=``/``rng=``), so a seeded
     layer drops the same elements on every run.
 
-    Args:
-        p: drop probability, ``0 <= p <= 1`` (``p = 1`` zeroes everything, as torch).
-        seed, rng: the generator of the masks (an int, or an ``np.random.Generator``).
+    Parameters
+    ----------
+    p : float
+        Drop probability, ``0 <= p <= 1`` (``p = 1`` zeroes everything, as torch).
+    seed, rng : int or np.random.Generator, optional
+        The generator of the masks (an int, or an ``np.random.Generator``).
     """
 
     def __init__(self, p: float = 0.5, *, seed=None, rng=None):
@@ -34,8 +39,8 @@ class Dropout(Layer):
             raise TypeError(f"Dropout: p must be a number in [0, 1], got {p!r}")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
-        self.p = float(p)
-        self.rng = init.as_generator(seed, rng)
+        self.p: float = float(p)
+        self.rng: np.random.Generator = init.as_generator(seed, rng)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -59,7 +59,7 @@ def as_generator(seed=None, rng=None) -> np.random.Generator:
         return rng
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
-    return np.random.default_rng(seed)
+    return np.random.default_rng(None if seed is None else int(seed))
 
 
 def _shape(shape) -> tuple[int, ...]:
@@ -92,8 +92,11 @@ def calculate_fan_in_and_fan_out(shape) -> tuple[int, int]:
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
-    """torch's recommended gain: 1 for linear/conv/sigmoid, 5/3 tanh, sqrt(2) relu,
-    ``sqrt(2 / (1 + a^2))`` leaky_relu (``a = param``, default 0.01), 3/4 selu."""
+    """Torch's recommended gain for ``nonlinearity``.
+
+    1 for linear/conv/sigmoid, 5/3 tanh, sqrt(2) relu, ``sqrt(2 / (1 + a^2))`` leaky_relu
+    (``a = param``, default 0.01), 3/4 selu.
+    """
     linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
     if nonlinearity in linear or nonlinearity == "sigmoid":
         return 1.0
@@ -143,9 +146,11 @@ def kaiming_uniform(
     rng=None,
     dtype=np.float32,
 ) -> np.ndarray:
-    """He uniform: ``U(-b, b)`` with ``b = gain * sqrt(3 / fan)``, as torch's
-    ``kaiming_uniform_`` (``gain = calculate_gain(nonlinearity, a)``; the defaults give
-    ``gain = sqrt(2)``, and ``a = sqrt(5)`` gives torch's layer default ``b = 1/sqrt(fan)``)."""
+    """He uniform: ``U(-b, b)`` with ``b = gain * sqrt(3 / fan)``, as torch's ``kaiming_uniform_``.
+
+    ``gain = calculate_gain(nonlinearity, a)``; the defaults give ``gain = sqrt(2)``, and
+    ``a = sqrt(5)`` gives torch's layer default ``b = 1/sqrt(fan)``.
+    """
     shape = _shape(shape)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(shape, mode))
     return uniform(shape, -bound, bound, seed=seed, rng=rng, dtype=dtype)
@@ -190,7 +195,7 @@ def xavier_normal(shape, gain: float = 1.0, *, seed=None, rng=None, dtype=np.flo
 
 
 def default_weight_and_bias(weight_shape, bias: bool, rng, dtype):
-    """torch's default for Linear/Conv2d (``reset_parameters``): weight, then bias."""
+    """Torch's default for Linear/Conv2d (``reset_parameters``): weight, then bias."""
     weight = kaiming_uniform(weight_shape, a=math.sqrt(5), rng=rng, dtype=dtype)
     if not bias:
         return weight, None

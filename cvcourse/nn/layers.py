@@ -35,11 +35,16 @@ class Linear(Layer):
         dW = dy2.T @ x2        (out_features, in_features), summed over every example
         db = dy2.sum(axis=0)   (out_features,)
 
-    Args:
-        in_features, out_features: sizes of each input and output example.
-        bias: whether to add a learned bias.
-        dtype: parameter dtype, float32 (default) or float64.
-        seed, rng: randomness of the default initialisation (an int, or a Generator).
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of each input and output example.
+    bias : bool
+        Whether to add a learned bias.
+    dtype : dtype
+        Parameter dtype, float32 (default) or float64.
+    seed, rng : int or np.random.Generator, optional
+        Randomness of the default initialisation (an int, or a Generator).
     """
 
     def __init__(
@@ -88,8 +93,11 @@ class Linear(Layer):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        """Returns ``dx = dy @ W``; sets ``grads["weight"] = dy2.T @ x2``, ``grads["bias"]
-        = dy2.sum(0)`` over every example (overwriting previous gradients)."""
+        """Return ``dx = dy @ W``; set ``grads["weight"]`` and ``grads["bias"]``.
+
+        ``grads["weight"] = dy2.T @ x2``, ``grads["bias"] = dy2.sum(0)`` over every example
+        (overwriting previous gradients).
+        """
         x, out_shape = self._cached()
         dy = self._upstream(dy, out_shape)
         weight = self.params["weight"]
@@ -126,12 +134,18 @@ class Conv2d(Layer):
 
     Both run on :func:`cvcourse.kernels.conv2d` / :func:`~cvcourse.kernels.conv2d_backward`.
 
-    Args:
-        in_channels, out_channels: channel counts, each divisible by ``groups``.
-        kernel_size, stride, padding, dilation: an int or an ``(h, w)`` pair.
-        groups: channels split into this many independent groups.
-        bias: whether to add a learned bias.
-        dtype, seed, rng: as for :class:`Linear`.
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channel counts, each divisible by ``groups``.
+    kernel_size, stride, padding, dilation : int or tuple of int
+        An int or an ``(h, w)`` pair.
+    groups : int
+        Channels split into this many independent groups.
+    bias : bool
+        Whether to add a learned bias.
+    dtype, seed, rng
+        As for :class:`Linear`.
     """
 
     def __init__(
@@ -187,7 +201,7 @@ class Conv2d(Layer):
             text += ", bias=False"
         return text
 
-    def _kernel_args(self):
+    def _kernel_args(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]:
         return self.stride, self.padding, self.dilation, self.groups
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Losses: ``MSELoss``, ``CrossEntropyLoss`` (numerically stable), the multiclass hinge
-loss ``MultiMarginLoss``, plus ``softmax``.
+"""Losses: ``MSELoss``, ``CrossEntropyLoss``, ``MultiMarginLoss``, plus ``softmax``.
+
+``CrossEntropyLoss`` is numerically stable; ``MultiMarginLoss`` is the multiclass hinge loss.
 
 A loss is called as ``loss.forward(prediction, target) -> float`` (or ``loss(...)``); then
 ``loss.backward() -> d loss / d prediction``, of the prediction's shape and dtype.
@@ -10,6 +11,7 @@ by the mean, as torch's default ``reduction="mean"``.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +40,8 @@ class Loss:
     """Base class of the losses: ``forward(prediction, target) -> float``, ``backward()``."""
 
     def __init__(self) -> None:
-        self._cache = None
+        # what forward keeps for backward: each loss stores its own tuple
+        self._cache: Any = None
 
     def __call__(self, prediction, target) -> float:
         return self.forward(prediction, target)
@@ -84,7 +87,9 @@ class Loss:
 
 
 class MSELoss(Loss):
-    """Mean squared error (``torch.nn.MSELoss``), the mean over every element::
+    """Mean squared error (``torch.nn.MSELoss``), the mean over every element.
+
+    ::
 
         L = mean((prediction - target)^2)            dL/dprediction = 2 (prediction - target) / size
 
@@ -114,7 +119,9 @@ class MSELoss(Loss):
 
 
 class CrossEntropyLoss(Loss):
-    """Softmax cross-entropy (``torch.nn.CrossEntropyLoss``) for integer class labels::
+    """Softmax cross-entropy (``torch.nn.CrossEntropyLoss``) for integer class labels.
+
+    ::
 
         L = -(1/N) sum_n log softmax(s_n)[y_n]
           = (1/N) sum_n (logsumexp(s_n) - s_n[y_n])
@@ -166,7 +173,9 @@ class CrossEntropyLoss(Loss):
 
 
 class MultiMarginLoss(CrossEntropyLoss):
-    """The multiclass hinge (SVM) loss on class scores, ``torch.nn.MultiMarginLoss``::
+    """The multiclass hinge (SVM) loss on class scores, ``torch.nn.MultiMarginLoss``.
+
+    ::
 
         L = (1/N) sum_n (1/C) sum_{j != y_n} max(0, margin - s_n[y_n] + s_n[j])
         dL/ds_n[j]   = [margin - s_n[y_n] + s_n[j] > 0] / (N C)         (j != y_n)
@@ -187,7 +196,7 @@ class MultiMarginLoss(CrossEntropyLoss):
             raise TypeError(f"MultiMarginLoss: margin must be a real number, got {margin!r}")
         if not np.isfinite(margin):
             raise ValueError(f"MultiMarginLoss: margin must be finite, got {margin!r}")
-        self.margin = float(margin)
+        self.margin: float = float(margin)
 
     def __repr__(self) -> str:
         return f"MultiMarginLoss(margin={self.margin})"

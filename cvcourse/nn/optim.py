@@ -76,17 +76,21 @@ def _params_and_grads(owner, who: str, where: str):
 class Optimizer:
     """Base class: finds the parameters, checks them against the gradients, keeps state.
 
-    Args:
-        model: what to optimise. Either one object with ``params`` and ``grads`` dicts (a
-            layer, a ``Sequential``, a student's model), whose keys are used as they are;
-            or a list/tuple of such objects (separate layers), whose keys become
-            ``"<index>.<name>"`` as in a ``Sequential``.
-        frozen: parameters ``step`` leaves unchanged: keys or layer prefixes (``"0"``
-            freezes ``"0.weight"`` and ``"0.bias"``). Each name must match a parameter,
-            and at least one parameter must stay trainable.
-        lr_scale: ``{key or layer prefix: factor}``; those parameters are updated with
-            ``lr * factor`` (factor > 0; to keep a parameter fixed, freeze it). Where
-            several names match a key, the longest (most specific) one wins.
+    Parameters
+    ----------
+    model : object with ``params``/``grads`` dicts, or a list/tuple of them
+        What to optimise. Either one object with ``params`` and ``grads`` dicts (a layer, a
+        ``Sequential``, a student's model), whose keys are used as they are; or a list/tuple
+        of such objects (separate layers), whose keys become ``"<index>.<name>"`` as in a
+        ``Sequential``.
+    frozen : str or sequence of str, optional
+        Parameters ``step`` leaves unchanged: keys or layer prefixes (``"0"`` freezes
+        ``"0.weight"`` and ``"0.bias"``). Each name must match a parameter, and at least one
+        parameter must stay trainable.
+    lr_scale : dict of str to float, optional
+        ``{key or layer prefix: factor}``; those parameters are updated with
+        ``lr * factor`` (factor > 0; to keep a parameter fixed, freeze it). Where several
+        names match a key, the longest (most specific) one wins.
 
     Frozen keys and scales are resolved against the model's keys when the optimizer is
     created (and by :meth:`freeze` / :meth:`unfreeze`).
@@ -196,10 +200,13 @@ class Optimizer:
         A gradient is used in its parameter's dtype (a float64 gradient of a float32
         parameter is cast; the state is kept in the parameter's dtype).
 
-        Raises:
-            ValueError: a gradient is missing, has the wrong shape or holds NaN/inf, or a
-                parameter changed shape since the optimizer's state was created.
-            TypeError: a parameter or gradient is not a float array.
+        Raises
+        ------
+        ValueError
+            A gradient is missing, has the wrong shape or holds NaN/inf, or a parameter
+            changed shape since the optimizer's state was created.
+        TypeError
+            A parameter or gradient is not a float array.
         """
         checked = [(key, p, self._check_grad(key, p, g)) for key, p, g in self._pairs()]
         for key, p, g in checked:
@@ -290,8 +297,10 @@ class Optimizer:
                 self._scales[key] = factors[max(names, key=len)]
 
     def _pairs(self) -> list[tuple[str, np.ndarray, object]]:
-        """``(key, param, grad)`` for every trainable parameter; errors list every missing
-        gradient (frozen parameters need none)."""
+        """``(key, param, grad)`` for every trainable parameter.
+
+        Errors list every missing gradient (frozen parameters need none).
+        """
         who = type(self).__name__
         pairs, missing, extra = [], [], []
         for prefix, owner in self._owners:
@@ -379,16 +388,22 @@ class SGD(Optimizer):
     Note torch's convention: the first step sets the buffer to ``g`` (no dampening), and the
     learning rate multiplies the whole buffer (not ``v = momentum v - lr g``).
 
-    Args:
-        model: an object with ``params``/``grads`` dicts, or a list of them (see
-            :class:`Optimizer`).
-        lr: learning rate, > 0.
-        momentum: momentum factor, >= 0 (0: plain SGD).
-        dampening: dampening of the momentum, in [0, 1].
-        weight_decay: L2 penalty ``(weight_decay / 2) ||p||^2`` added to the loss, >= 0.
-        nesterov: Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
-        frozen, lr_scale: parameters not to update, and learning rates per layer (see
-            :class:`Optimizer`).
+    Parameters
+    ----------
+    model : object with ``params``/``grads`` dicts, or a list of them
+        What to optimise (see :class:`Optimizer`).
+    lr : float
+        Learning rate, > 0.
+    momentum : float
+        Momentum factor, >= 0 (0: plain SGD).
+    dampening : float
+        Dampening of the momentum, in [0, 1].
+    weight_decay : float
+        L2 penalty ``(weight_decay / 2) ||p||^2`` added to the loss, >= 0.
+    nesterov : bool
+        Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
+    frozen, lr_scale : optional
+        Parameters not to update, and learning rates per layer (see :class:`Optimizer`).
 
     State per key: ``"momentum_buffer"`` (with momentum only).
     """
@@ -462,14 +477,20 @@ class Adam(Optimizer):
     ``p -= (lr / (1 - beta1^t)) * m / denom`` (``eps`` is added after the bias correction of
     ``sqrt(v)``, and ``m`` is updated as torch's ``lerp``).
 
-    Args:
-        model: an object with ``params``/``grads`` dicts, or a list of them.
-        lr: learning rate, > 0 (default 1e-3).
-        betas: ``(beta1, beta2)``, each in [0, 1) (default (0.9, 0.999)).
-        eps: added to the denominator, >= 0 (default 1e-8).
-        weight_decay: L2 penalty coefficient, >= 0 (default 0).
-        frozen, lr_scale: parameters not to update, and learning rates per layer (see
-            :class:`Optimizer`).
+    Parameters
+    ----------
+    model : object with ``params``/``grads`` dicts, or a list of them
+        What to optimise (see :class:`Optimizer`).
+    lr : float
+        Learning rate, > 0 (default 1e-3).
+    betas : tuple of float
+        ``(beta1, beta2)``, each in [0, 1) (default (0.9, 0.999)).
+    eps : float
+        Added to the denominator, >= 0 (default 1e-8).
+    weight_decay : float
+        L2 penalty coefficient, >= 0 (default 0).
+    frozen, lr_scale : optional
+        Parameters not to update, and learning rates per layer (see :class:`Optimizer`).
 
     State per key: ``"step"`` (int), ``"exp_avg"`` (``m``), ``"exp_avg_sq"`` (``v``).
     """

@@ -19,7 +19,10 @@ from .base import Layer
 __all__ = ["AvgPool2d", "MaxPool2d"]
 
 
-def _window(who, kernel_size, stride, padding, dilation=1):
+_Pair = tuple[int, int]
+
+
+def _window(who, kernel_size, stride, padding, dilation=1) -> tuple[_Pair, _Pair, _Pair, _Pair]:
     try:
         kernel = as_pair(kernel_size, "kernel_size", minimum=1)
         stride = kernel if stride is None else as_pair(stride, "stride", minimum=1)
@@ -36,7 +39,9 @@ def _window(who, kernel_size, stride, padding, dilation=1):
 
 
 class MaxPool2d(Layer):
-    """Max pooling (``torch.nn.MaxPool2d``)::
+    """Max pooling (``torch.nn.MaxPool2d``).
+
+    ::
 
         y[n, c, i, j] = max_{u, v} xpad[n, c, i*s + u*d, j*s + v*d]      (xpad: -inf padding)
 
@@ -45,8 +50,10 @@ class MaxPool2d(Layer):
 
         dx[n, c].flat[k] = sum of dy[n, c, i, j] over the windows whose argmax is k
 
-    Args:
-        kernel_size, stride (default ``kernel_size``), padding, dilation: int or ``(h, w)``.
+    Parameters
+    ----------
+    kernel_size, stride, padding, dilation : int or tuple of int
+        An int or an ``(h, w)`` pair; ``stride`` defaults to ``kernel_size``.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
@@ -61,7 +68,7 @@ class MaxPool2d(Layer):
             f"dilation={self.dilation}"
         )
 
-    def _args(self):
+    def _args(self) -> tuple[_Pair, _Pair, _Pair, _Pair]:
         return self.kernel_size, self.stride, self.padding, self.dilation
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -79,7 +86,9 @@ class MaxPool2d(Layer):
 
 
 class AvgPool2d(Layer):
-    """Average pooling (``torch.nn.AvgPool2d``, no ``ceil_mode``/``divisor_override``)::
+    """Average pooling (``torch.nn.AvgPool2d``, no ``ceil_mode``/``divisor_override``).
+
+    ::
 
         y[n, c, i, j] = (sum of the window's taps inside x) / divisor
 
@@ -87,9 +96,12 @@ class AvgPool2d(Layer):
     number of taps inside ``x``. Backward spreads each ``dy[n, c, i, j] / divisor`` evenly
     over its window's taps inside ``x`` (overlapping windows add up).
 
-    Args:
-        kernel_size, stride (default ``kernel_size``), padding: int or ``(h, w)``.
-        count_include_pad: whether padded zeros count in the divisor.
+    Parameters
+    ----------
+    kernel_size, stride, padding : int or tuple of int
+        An int or an ``(h, w)`` pair; ``stride`` defaults to ``kernel_size``.
+    count_include_pad : bool
+        Whether padded zeros count in the divisor.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):

@@ -115,12 +115,14 @@ class Sequential(Layer):
 
     # --- params and grads: live views ------------------------------------------------------
 
+    # Layer's params and grads are plain dicts; a Sequential's are read-only attributes whose
+    # values are live views of its children's dicts, hence the two overrides.
     @property
-    def params(self) -> MutableMapping:
+    def params(self) -> MutableMapping:  # type: ignore[override]
         return _Prefixed(self, "params")
 
     @property
-    def grads(self) -> MutableMapping:
+    def grads(self) -> MutableMapping:  # type: ignore[override]
         return _Prefixed(self, "grads")
 
     # --- container protocol ------------------------------------------------------------------
@@ -187,8 +189,10 @@ class Sequential(Layer):
         return x
 
     def backward(self, dy):
-        """``dx``: ``dy`` passed back through the layers in reverse order; each child's
-        ``backward`` fills (overwrites) its ``grads``."""
+        """``dx``: ``dy`` passed back through the layers in reverse order.
+
+        Each child's ``backward`` fills (overwrites) its ``grads``.
+        """
         if self._cache is None:
             raise RuntimeError(
                 f"Sequential ({len(self)} layers): backward() was called before forward(); "

@@ -106,7 +106,9 @@ def save(layer, path) -> None:
     path = os.fspath(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         # A file object, so that np.savez does not append ".npz" to the temporary name.
-        np.savez(f, **state)
+        # numpy's stubs type **kwds as possibly holding savez's own allow_pickle; the clash
+        # check above rules that out
+        np.savez(f, **state)  # type: ignore[arg-type]
 
 
 def read_state(path) -> dict[str, np.ndarray]:

@@ -48,15 +48,20 @@ _MAY_BE_ABSENT = ("train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
 class History:
     """What :func:`fit` measured, one entry per epoch in every list.
 
-    Attributes:
-        train_loss: mean training loss over the epoch's examples (each batch's loss weighted
-            by its size; measured while the parameters change during the epoch).
-        train_accuracy: fraction of training examples classified correctly during the epoch
-            (``argmax(scores) == y``), or ``None`` when the targets are not class labels.
-        val_loss, val_accuracy: the same on ``val_loader``, measured in evaluation mode after
-            the epoch's training; ``None`` without a validation loader.
-        epoch_seconds: wall-clock time of the epoch (training and validation); ``None``
-            for a history whose loop did not time its epochs.
+    Attributes
+    ----------
+    train_loss : list of float
+        Mean training loss over the epoch's examples (each batch's loss weighted by its
+        size; measured while the parameters change during the epoch).
+    train_accuracy : list of float or None
+        Fraction of training examples classified correctly during the epoch
+        (``argmax(scores) == y``), or ``None`` when the targets are not class labels.
+    val_loss, val_accuracy : list of float or None
+        The same on ``val_loader``, measured in evaluation mode after the epoch's training;
+        ``None`` without a validation loader.
+    epoch_seconds : list of float or None
+        Wall-clock time of the epoch (training and validation); ``None`` for a history
+        whose loop did not time its epochs.
 
     ``len(history)`` is the number of epochs. ``to_dict()`` / ``History.from_dict(d)`` and
     ``save(path)`` / ``History.load(path)`` (JSON) round-trip it.
@@ -281,8 +286,10 @@ def _num_correct(scores, y) -> int | None:
 
 
 class _Mode:
-    """Switch ``model`` to training or evaluation mode if it has ``train()``/``eval()``;
-    put it back into its previous mode on exit."""
+    """Switch ``model`` to training or evaluation mode if it has ``train()``/``eval()``.
+
+    On exit, put it back into its previous mode.
+    """
 
     def __init__(self, model, training: bool):
         self.model = model
@@ -327,7 +334,8 @@ def _format(loss: float, accuracy: float | None, prefix: str = "") -> dict[str, 
 
 
 def _evaluate(model, loss, loader, name: str, who: str) -> Evaluation:
-    total_loss, seen, correct = 0.0, 0, 0
+    total_loss, seen = 0.0, 0
+    correct: int | None = 0  # None once a batch's targets are not class labels
     for b, batch in enumerate(loader, start=1):
         x, y = _unpack(batch, name, f"batch {b}")
         scores = model.forward(x)
@@ -353,7 +361,9 @@ def evaluate(model, loss, loader) -> Evaluation:
     model is put in evaluation mode (``model.eval()``, if it has ``train``/``eval``) and back
     into its previous mode afterwards. ``backward`` is never called.
 
-    Returns:
+    Returns
+    -------
+    Evaluation
         ``Evaluation(loss, accuracy)``, a named tuple; ``accuracy`` is ``None`` unless the
         scores are ``(N, C)`` and the targets integer labels ``(N,)``.
     """
@@ -397,19 +407,34 @@ def fit(
     Progress: one ``tqdm.auto`` bar per epoch (a widget in JupyterLab, text on a terminal),
     with the running loss and accuracy, then the validation loss and accuracy, as postfix.
 
-    Args:
-        model: ``forward(x)``/``backward(dy)``; ``train()``/``eval()`` are used if present.
-        loss: ``forward(scores, y) -> float`` and ``backward() -> dscores``.
-        optimizer: has ``step()`` (e.g. :class:`cvcourse.nn.optim.SGD` on this model).
-        train_loader, val_loader: re-iterable sequences of ``(x, y)`` batches.
-        epochs: number of passes over ``train_loader``, >= 1.
-        progress: show progress bars (``False``: print nothing).
-        callback: ``callback(epoch, history)``, called after every epoch.
+    Parameters
+    ----------
+    model : object
+        ``forward(x)``/``backward(dy)``; ``train()``/``eval()`` are used if present.
+    loss : object
+        ``forward(scores, y) -> float`` and ``backward() -> dscores``.
+    optimizer : object
+        Has ``step()`` (e.g. :class:`cvcourse.nn.optim.SGD` on this model).
+    train_loader, val_loader : sequence of ``(x, y)``
+        Re-iterable sequences of ``(x, y)`` batches; ``val_loader`` is optional.
+    epochs : int
+        Number of passes over ``train_loader``, >= 1.
+    progress : bool
+        Show progress bars (``False``: print nothing).
+    callback : callable, optional
+        ``callback(epoch, history)``, called after every epoch.
 
-    Raises:
-        FloatingPointError: the training loss became NaN or inf; the message names the
-            epoch and batch (that batch's update is not applied). The history of the
-            finished epochs is attached to the exception as ``.history``.
+    Returns
+    -------
+    History
+        One entry per finished epoch.
+
+    Raises
+    ------
+    FloatingPointError
+        The training loss became NaN or inf; the message names the epoch and batch (that
+        batch's update is not applied). The history of the finished epochs is attached to
+        the exception as ``.history``.
     """
     who = "fit"
     _check_model(model, who)
@@ -439,7 +464,8 @@ def fit(
             start = time.perf_counter()
             with _progress_bar(total, f"epoch {epoch}/{epochs}", bool(progress)) as bar:
                 mode.__enter__()  # training mode again after last epoch's validation
-                total_loss, seen, correct = 0.0, 0, 0
+                total_loss, seen = 0.0, 0
+                correct: int | None = 0  # None once a batch's targets are not class labels
                 for b, batch in enumerate(train_loader, start=1):
                     where = f"epoch {epoch}/{epochs}, batch {b}" + (f"/{total}" if total else "")
                     x, y = _unpack(batch, "train_loader", f"batch {b} of epoch {epoch}")
@@ -452,7 +478,8 @@ def fit(
                             "lower the learning rate, check the gradients (cvcourse.gradcheck) "
                             "and check the data for NaN/inf"
                         )
-                        exc.history = history
+                        # documented: the exception carries the finished epochs' history
+                        exc.history = history  # type: ignore[attr-defined]
                         raise exc
                     if zero_grad is not None:
                         zero_grad()
@@ -476,15 +503,14 @@ def fit(
                 train_loss = total_loss / seen
                 train_acc = None if correct is None else correct / seen
                 postfix = _format(train_loss, train_acc)
-                val = Evaluation(None, None)
+                val_loss: float | None = None
+                val_acc: float | None = None
                 if val_loader is not None:
                     with _Mode(model, training=False):
-                        val = _evaluate(model, loss, val_loader, "val_loader", who)
-                    postfix.update(_format(val.loss, val.accuracy, prefix="val_"))
+                        val_loss, val_acc = _evaluate(model, loss, val_loader, "val_loader", who)
+                    postfix.update(_format(val_loss, val_acc, prefix="val_"))
                 bar.set_postfix(postfix, refresh=True)
-            history.append(
-                train_loss, train_acc, val.loss, val.accuracy, time.perf_counter() - start
-            )
+            history.append(train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start)
             if callback is not None:
                 callback(epoch, history)
     return history
@@ -496,13 +522,18 @@ def fit(
 def plot_history(history, ax=None):
     """Loss and accuracy per epoch, training and validation, side by side.
 
-    Args:
-        history: a :class:`History` (or its ``to_dict()``).
-        ax: ``None`` (a new ``matplotlib.figure.Figure`` with two axes, no pyplot state),
-            or a pair of Axes ``(loss_ax, accuracy_ax)`` to draw into, or a single Axes
-            (loss curves only).
+    Parameters
+    ----------
+    history : History or dict
+        A :class:`History` (or its ``to_dict()``).
+    ax : Axes or pair of Axes, optional
+        ``None`` (a new ``matplotlib.figure.Figure`` with two axes, no pyplot state), or a
+        pair of Axes ``(loss_ax, accuracy_ax)`` to draw into, or a single Axes (loss curves
+        only).
 
-    Returns:
+    Returns
+    -------
+    matplotlib.figure.Figure
         The figure drawn on (display it in a notebook as the cell's last value, or
         ``fig.savefig(path)``).
     """

@@ -42,11 +42,15 @@ _MESSAGE_STYLE = "font-size: 0.95em; line-height: 1.4"
 class Explorer(widgets.VBox):
     """Base class: a box of controls, a picture (``.view``) and a message (``.message``).
 
-    Attributes:
-        view: ``widgets.Image`` holding the current picture as PNG (``bytes(view.value)``;
-            ipywidgets keeps it as a memoryview).
-        message: ``widgets.HTML`` with the current explanation or warning.
-        last_error: the exception of the last failed refresh, or ``None``.
+    Attributes
+    ----------
+    view : widgets.Image
+        Holds the current picture as PNG (``bytes(view.value)``; ipywidgets keeps it as a
+        memoryview).
+    message : widgets.HTML
+        The current explanation or warning.
+    last_error : BaseException or None
+        The exception of the last failed refresh, or ``None``.
     """
 
     def __init__(self, controls, *, extra=()):

@@ -30,20 +30,29 @@ def output_size(size: int, kernel_size: int, stride: int, padding: int, dilation
 class ConvArithmetic(Explorer):
     """Where a kernel lands on a (padded) input, position by position, and the output size.
 
-    Controls:
-        size, kernel_size, stride, padding, dilation: ``IntSlider`` (H = W = ``size``).
-        position: ``IntSlider`` over the output positions ``0 .. H_out * W_out - 1`` in
-            row-major order; ``play``, a ``Play`` widget linked to it, steps through them.
+    The controls are the sliders; every other attribute is recomputed on every change.
 
-    State (recomputed on every change):
-        valid: ``False`` when the (dilated) kernel is larger than the padded input.
-        out_size: ``H_out`` (== ``W_out``), or ``None`` when not valid.
-        output_cell: ``(row, col)`` of the current output position, or ``None``.
-        taps: the input cells ``(row, col)`` the kernel reads at that position, in input
-            coordinates (``-padding .. size + padding - 1``; outside ``0 .. size - 1`` is
-            padding), row-major over the kernel entries ``(u, v)``.
-        unused: rows (== columns) of the padded input no position covers.
-        formula: ``HTMLMath`` with the formula, its numbers and the result.
+    Attributes
+    ----------
+    size, kernel_size, stride, padding, dilation : ipywidgets.IntSlider
+        Controls (H = W = ``size``).
+    position : ipywidgets.IntSlider
+        Control over the output positions ``0 .. H_out * W_out - 1`` in row-major order;
+        ``play``, a ``Play`` widget linked to it, steps through them.
+    valid : bool
+        ``False`` when the (dilated) kernel is larger than the padded input.
+    out_size : int or None
+        ``H_out`` (== ``W_out``), or ``None`` when not valid.
+    output_cell : tuple of int or None
+        ``(row, col)`` of the current output position, or ``None``.
+    taps : list of tuple of int
+        The input cells ``(row, col)`` the kernel reads at that position, in input
+        coordinates (``-padding .. size + padding - 1``; outside ``0 .. size - 1`` is
+        padding), row-major over the kernel entries ``(u, v)``.
+    unused : int
+        Rows (== columns) of the padded input no position covers.
+    formula : ipywidgets.HTMLMath
+        The formula, its numbers and the result.
     """
 
     def __init__(self, size=5, kernel_size=3, stride=2, padding=1, dilation=1):
@@ -93,7 +102,10 @@ class ConvArithmetic(Explorer):
             self._pending = True
 
     def _numbers(self) -> tuple[int, int, int, int, int]:
-        return tuple(int(getattr(self, name).value) for name in _LIMITS)
+        size, kernel, stride, padding, dilation = (
+            int(getattr(self, name).value) for name in _LIMITS
+        )
+        return size, kernel, stride, padding, dilation
 
     def _update_positions(self) -> None:
         n = output_size(*self._numbers())
@@ -143,6 +155,7 @@ class ConvArithmetic(Explorer):
                 "larger, or the kernel or the dilation smaller.",
                 "warning",
             )
+        assert self.output_cell is not None  # valid: set by _compute
         i, j = self.output_cell
         rows = f"{i * s - p}..{i * s - p + span - 1}"
         cols = f"{j * s - p}..{j * s - p + span - 1}"
@@ -195,6 +208,7 @@ class ConvArithmetic(Explorer):
             right.set_axis_off()
             return fig
         n = self.out_size
+        assert n is not None and self.output_cell is not None  # valid: set by _compute
         cells = [(r + p, c + p) for r, c in self.taps]
         outline_cells(left, cells, _TAP, fill=0.55, linewidth=1.5)
         for index, (r, c) in enumerate(cells):
@@ -233,12 +247,17 @@ def conv_arithmetic(size=5, kernel_size=3, stride=2, padding=1, dilation=1) -> C
     ``H + 2p``, no position fits: the widget says so instead of drawing an output. It also
     points out the rows a stride leaves uncovered and outputs that only see padding.
 
-    Args (the sliders' starting values): ``size`` H = W in 1..10, ``kernel_size`` 1..7,
-    ``stride`` 1..4, ``padding`` 0..4, ``dilation`` 1..4. The default (5, 3, 2, 1, 1) gives
-    a 3x3 output.
+    Parameters
+    ----------
+    size, kernel_size, stride, padding, dilation : int
+        The sliders' starting values: ``size`` H = W in 1..10, ``kernel_size`` 1..7,
+        ``stride`` 1..4, ``padding`` 0..4, ``dilation`` 1..4. The default (5, 3, 2, 1, 1)
+        gives a 3x3 output.
 
-    Returns:
-        A :class:`ConvArithmetic` (sliders ``size``, ``kernel_size``, ``stride``,
-        ``padding``, ``dilation``, ``position``; state ``valid``, ``out_size``, ``taps``).
+    Returns
+    -------
+    ConvArithmetic
+        Sliders ``size``, ``kernel_size``, ``stride``, ``padding``, ``dilation``,
+        ``position``; state ``valid``, ``out_size``, ``taps``.
     """
     return ConvArithmetic(size, kernel_size, stride, padding, dilation)

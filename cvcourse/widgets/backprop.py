@@ -71,25 +71,36 @@ class ConvBackpropExplorer(Explorer):
     a plain correlation gives ``dL/dI``; for stride 1 it is ``G`` zero-padded by ``k - 1 - p``.
     For stride ``s > 1`` the ``G`` in ``CC(I_pad, G)`` is spread out the same way.
 
-    Controls:
-        mode: ``ToggleButtons``: ``"output cell"``, ``"input cell"`` or ``"kernel entry"``.
-        out_row, out_col / in_row, in_col / k_row, k_col: ``IntSlider`` pairs choosing the
-            cell for each mode (only the current mode's pair is shown).
-        stride, padding: ``IntSlider``.
-        upstream_select: ``Dropdown``: ``G`` as distinct values 1, 2, 3, ... or ones.
+    The attributes up to ``upstream_select`` are the controls; the selections after the
+    arrays are recomputed on every change.
 
-    Arrays (``cvcourse.kernels.conv2d`` / ``conv2d_backward``, float64):
-        input, kernel, output, upstream, grad_input, grad_kernel, rotated_kernel,
-        upstream_full (``Z``).
-    Selections (recomputed on every change):
-        receptive_field: input cells ``(i, j)`` inside the image that output
-            ``(out_row, out_col)`` reads (padding cells left out).
-        contributions: for input cell ``(in_row, in_col)``, the list of
-            ``((oy, ox), (u, v))``: every output its value reaches and the kernel entry used.
-        kernel_pairs: for kernel entry ``(k_row, k_col)``, the list of ``((oy, ox), (i, j))``:
-            each output and the input cell (padded coordinates minus ``p``; outside the
-            image it is padding, 0) that entry multiplied.
-        valid: ``False`` when the kernel does not fit the padded input (see ``message``).
+    Attributes
+    ----------
+    mode : ipywidgets.ToggleButtons
+        ``"output cell"``, ``"input cell"`` or ``"kernel entry"``.
+    out_row, out_col, in_row, in_col, k_row, k_col : ipywidgets.IntSlider
+        Pairs (``out_*``, ``in_*``, ``k_*``) choosing the cell for each mode (only the
+        current mode's pair is shown).
+    stride, padding : ipywidgets.IntSlider
+        The convolution's stride and zero padding.
+    upstream_select : ipywidgets.Dropdown
+        ``G`` as distinct values 1, 2, 3, ... or ones.
+    input, kernel, output, upstream : np.ndarray
+        From ``cvcourse.kernels.conv2d`` / ``conv2d_backward``, float64.
+    grad_input, grad_kernel, rotated_kernel, upstream_full : np.ndarray
+        The same (``upstream_full`` is ``Z``).
+    receptive_field : list of tuple of int
+        Input cells ``(i, j)`` inside the image that output ``(out_row, out_col)`` reads
+        (padding cells left out).
+    contributions : list
+        For input cell ``(in_row, in_col)``, the list of ``((oy, ox), (u, v))``: every
+        output its value reaches and the kernel entry used.
+    kernel_pairs : list
+        For kernel entry ``(k_row, k_col)``, the list of ``((oy, ox), (i, j))``: each
+        output and the input cell (padded coordinates minus ``p``; outside the image it is
+        padding, 0) that entry multiplied.
+    valid : bool
+        ``False`` when the kernel does not fit the padded input (see ``message``).
     """
 
     def __init__(self, x=None, kernel=None, *, stride: int = 1, padding: int = 0, mode=MODES[0]):
@@ -130,8 +141,12 @@ class ConvBackpropExplorer(Explorer):
         self.explanation = widgets.HTMLMath()
         self.valid = True
         self.rotated_kernel = self.kernel[::-1, ::-1].copy()
-        self.output = self.upstream = self.grad_input = self.grad_kernel = None
-        self.upstream_full = None
+        # computed by _compute; None while the kernel does not fit the padded input
+        self.output: np.ndarray | None = None
+        self.upstream: np.ndarray | None = None
+        self.grad_input: np.ndarray | None = None
+        self.grad_kernel: np.ndarray | None = None
+        self.upstream_full: np.ndarray | None = None
         self.receptive_field: list[tuple[int, int]] = []
         self.contributions: list[tuple[tuple[int, int], tuple[int, int]]] = []
         self.kernel_pairs: list[tuple[tuple[int, int], tuple[int, int]]] = []
@@ -176,7 +191,7 @@ class ConvBackpropExplorer(Explorer):
             box.layout.display = "" if mode == self.mode.value else "none"
         hw = self._out_hw()
         self.valid = hw is not None
-        if not self.valid:
+        if hw is None:
             self.output = self.upstream = self.grad_input = self.grad_kernel = None
             self.upstream_full = None
             self.receptive_field, self.contributions, self.kernel_pairs = [], [], []
@@ -238,6 +253,9 @@ class ConvBackpropExplorer(Explorer):
 
     def _explain(self) -> str:
         s, p = self._settings()
+        # only called for valid settings, once _compute has filled the arrays in
+        assert self.output is not None and self.upstream is not None
+        assert self.grad_input is not None and self.grad_kernel is not None
         mode = self.mode.value
         if mode == MODES[0]:
             oy, ox = int(self.out_row.value), int(self.out_col.value)
@@ -305,6 +323,9 @@ class ConvBackpropExplorer(Explorer):
             draw_grid(fig.subplots(1, 1), self.input, cmap="Blues", title="input I")
             return fig
         self.show_message("")
+        assert self.output is not None and self.upstream is not None  # valid, computed
+        assert self.upstream_full is not None
+        assert self.grad_input is not None and self.grad_kernel is not None
         self.explanation.value = self._explain()
         axes = fig.subplots(2, 4)
         padded = np.full((h + 2 * p, w + 2 * p), np.nan)
@@ -382,7 +403,8 @@ class ConvBackpropExplorer(Explorer):
             u, v = int(self.k_row.value), int(self.k_col.value)
             outline_cells(axes[0, 1], [(u, v)], _KER)
             outline_cells(axes[0, 0], [(r + p, c + p) for _, (r, c) in self.kernel_pairs], _KER)
-            outline_block(axes[0, 3], 0, 0, *self.upstream.shape, _KER)
+            ho, wo = self.upstream.shape
+            outline_block(axes[0, 3], 0, 0, ho, wo, _KER)
             outline_cells(axes[1, 3], [(u, v)], _KER)
         return fig
 
@@ -407,16 +429,21 @@ def conv_backprop_explorer(
       sum of ``G * K`` over them is ``dL/dI`` there (the rotated kernel, aligned on ``Z``);
     * **kernel entry**: the input cell it met at every output; ``sum G * I`` is ``dL/dK``.
 
-    Args:
-        x: the input, a 2-D array up to 8x8 (default: 5x5 small integers).
-        kernel: a 2-D kernel up to 5x5 (default: a 3x3 kernel without symmetry, so that the
-            rotation shows).
-        stride (1..3), padding (0..2), mode: starting values of the controls.
+    Parameters
+    ----------
+    x : np.ndarray, optional
+        The input, a 2-D array up to 8x8 (default: 5x5 small integers).
+    kernel : np.ndarray, optional
+        A 2-D kernel up to 5x5 (default: a 3x3 kernel without symmetry, so that the
+        rotation shows).
+    stride, padding, mode : int, int, str
+        Starting values of the controls (``stride`` 1..3, ``padding`` 0..2).
 
-    Returns:
-        A :class:`ConvBackpropExplorer` (sliders ``out_row``/``out_col``,
-        ``in_row``/``in_col``, ``k_row``/``k_col``, ``stride``, ``padding``; arrays
-        ``output``, ``grad_input``, ``grad_kernel``; lists ``receptive_field``,
-        ``contributions``, ``kernel_pairs``).
+    Returns
+    -------
+    ConvBackpropExplorer
+        Sliders ``out_row``/``out_col``, ``in_row``/``in_col``, ``k_row``/``k_col``,
+        ``stride``, ``padding``; arrays ``output``, ``grad_input``, ``grad_kernel``; lists
+        ``receptive_field``, ``contributions``, ``kernel_pairs``.
     """
     return ConvBackpropExplorer(x, kernel, stride=stride, padding=padding, mode=mode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 
@@ -19,17 +20,20 @@ _TOP = 2.0  # the relative error |a - n| / max(|a|, |n|) never exceeds 2
 class GradCheckView(Explorer):
     """One heatmap per checked tensor of a :class:`~cvcourse.gradcheck.GradCheckReport`.
 
-    Controls:
-        tensor_select: ``Dropdown`` of the report's tensor names.
-
-    Arrays:
-        report: the report shown.
-        heatmaps: ``dict`` name -> the 2-D picture of that tensor's errors (its
-            ``TensorCheck.error_map()`` tiled by :func:`cvcourse.widgets.drawing.mosaic`;
-            NaN where an element was not checked (grey) and in the gaps between tiles
-            (white)).
-        error_map: the selected tensor's ``error_map()``, in the tensor's own shape.
-        lower: the smallest error drawn; zeros and anything below are drawn at ``lower``.
+    Attributes
+    ----------
+    tensor_select : ipywidgets.Dropdown
+        Control: the report's tensor names.
+    report : GradCheckReport
+        The report shown.
+    heatmaps : dict of str to np.ndarray
+        Name -> the 2-D picture of that tensor's errors (its ``TensorCheck.error_map()``
+        tiled by :func:`cvcourse.widgets.drawing.mosaic`; NaN where an element was not
+        checked (grey) and in the gaps between tiles (white)).
+    error_map : np.ndarray
+        The selected tensor's ``error_map()``, in the tensor's own shape.
+    lower : float
+        The smallest error drawn; zeros and anything below are drawn at ``lower``.
     """
 
     def __init__(self, report: GradCheckReport):
@@ -71,7 +75,9 @@ class GradCheckView(Explorer):
         ax = fig.subplots(1, 1)
         cmap = matplotlib.colormaps["RdYlGn_r"].with_extremes(bad="#dddddd")
         shown = np.where(np.isnan(picture), np.nan, np.maximum(picture, self.lower))
-        aspect = "equal" if max(rows, cols) <= 8 * min(rows, cols) else "auto"
+        aspect: Literal["equal", "auto"] = (
+            "equal" if max(rows, cols) <= 8 * min(rows, cols) else "auto"
+        )
         image = ax.imshow(
             shown,
             cmap=cmap,
@@ -192,11 +198,15 @@ def gradcheck_view(report: GradCheckReport) -> GradCheckView:
     Tensors of any rank are tiled into one picture: a matrix as is, ``(N, C, H, W)`` as
     ``N`` rows of ``C`` tiles of ``H x W``.
 
-    Args:
-        report: what ``check_gradients`` returned.
+    Parameters
+    ----------
+    report : GradCheckReport
+        What ``check_gradients`` returned.
 
-    Returns:
-        A :class:`GradCheckView`: pick the tensor with ``tensor_select``; ``heatmaps``
-        holds every tensor's picture, ``error_map`` the selected one's errors.
+    Returns
+    -------
+    GradCheckView
+        Pick the tensor with ``tensor_select``; ``heatmaps`` holds every tensor's picture,
+        ``error_map`` the selected one's errors.
     """
     return GradCheckView(report)

@@ -59,16 +59,22 @@ def _scale(tile: np.ndarray, peak: float) -> np.ndarray:
 class FilterGrid(Explorer):
     """First-layer filters as a grid of small images.
 
-    Controls:
-        scale: ``ToggleButtons``: ``"per tile"`` (each filter scaled to its own largest
-            ``|w|``) or ``"shared"`` (one scale for all, to compare magnitudes).
-        as_rgb: ``Checkbox`` (enabled for 3 input channels): one colour image per filter,
-            ``0.5 + w / (2 max|w|)`` per channel, instead of one tile per channel.
-
-    State:
-        weight: the weight shown, float64 ``(out, in, kH, kW)`` (the first ``max_filters``).
-        grid_shape: ``(rows, columns)`` of tiles; tiles: their number.
-        picture: the tiled image drawn (scaled to [-1, 1]; NaN between tiles; RGB: 3-D).
+    Attributes
+    ----------
+    scale : ipywidgets.ToggleButtons
+        Control: ``"per tile"`` (each filter scaled to its own largest ``|w|``) or
+        ``"shared"`` (one scale for all, to compare magnitudes).
+    as_rgb : ipywidgets.Checkbox
+        Control (enabled for 3 input channels): one colour image per filter,
+        ``0.5 + w / (2 max|w|)`` per channel, instead of one tile per channel.
+    weight : np.ndarray
+        The weight shown, float64 ``(out, in, kH, kW)`` (the first ``max_filters``).
+    grid_shape : tuple of int
+        ``(rows, columns)`` of tiles.
+    tiles : int
+        Their number.
+    picture : np.ndarray
+        The tiled image drawn (scaled to [-1, 1]; NaN between tiles; RGB: 3-D).
     """
 
     def __init__(self, weight, *, max_filters: int = 64, max_channels: int = 16):
@@ -181,13 +187,18 @@ def show_filters(weight, *, max_filters: int = 64, max_channels: int = 16) -> Fi
     laid out in a near-square grid, one tile each; otherwise rows are filters and columns
     input channels. Blue is negative, red positive, white 0 (``0.5`` grey in RGB).
 
-    Args:
-        weight: the weight array, a ``Conv2d`` layer (its ``params["weight"]``) or a model
-            (its first layer with a 4-D weight).
-        max_filters, max_channels: show at most this many filters and input channels.
+    Parameters
+    ----------
+    weight : np.ndarray, Conv2d or model
+        The weight array, a ``Conv2d`` layer (its ``params["weight"]``) or a model (its
+        first layer with a 4-D weight).
+    max_filters, max_channels : int
+        Show at most this many filters and input channels.
 
-    Returns:
-        A :class:`FilterGrid` (controls ``scale``, ``as_rgb``; ``grid_shape``, ``tiles``).
+    Returns
+    -------
+    FilterGrid
+        Controls ``scale``, ``as_rgb``; ``grid_shape``, ``tiles``.
     """
     return FilterGrid(weight, max_filters=max_filters, max_channels=max_channels)
 
@@ -231,18 +242,24 @@ def _param_dtype(layers) -> np.dtype:
 class FeatureMaps(Explorer):
     """The activations of a model's layers for one input, one tile per channel.
 
-    Controls:
-        layer_select: ``Dropdown`` of the layers whose output is an image batch
-            ``(1, C, H, W)`` (and ``"input"``), labelled ``"<index>: <Layer> (C, H, W)"``.
-        scale: ``ToggleButtons``: ``"per tile"`` (each map scaled to its own min..max) or
-            ``"shared"`` (one scale for the layer).
-
-    State:
-        activations: ``dict`` label -> float array ``(C, H, W)``, every image-shaped output.
-        outputs: ``list`` of every layer's output shape, in order (also the flat ones).
-        current: the selected layer's ``(C, H, W)`` maps (the first ``max_channels``).
-        grid_shape: ``(rows, columns)`` of tiles.
-        picture: the tiled image drawn (each tile scaled to [0, 1]; NaN between tiles).
+    Attributes
+    ----------
+    layer_select : ipywidgets.Dropdown
+        Control: the layers whose output is an image batch ``(1, C, H, W)`` (and
+        ``"input"``), labelled ``"<index>: <Layer> (C, H, W)"``.
+    scale : ipywidgets.ToggleButtons
+        Control: ``"per tile"`` (each map scaled to its own min..max) or ``"shared"`` (one
+        scale for the layer).
+    activations : dict of str to np.ndarray
+        Label -> float array ``(C, H, W)``, every image-shaped output.
+    outputs : list
+        Every layer's output shape, in order (also the flat ones).
+    current : np.ndarray
+        The selected layer's ``(C, H, W)`` maps (the first ``max_channels``).
+    grid_shape : tuple of int
+        ``(rows, columns)`` of tiles.
+    picture : np.ndarray
+        The tiled image drawn (each tile scaled to [0, 1]; NaN between tiles).
     """
 
     def __init__(self, model, x, *, max_channels: int = 32):
@@ -345,15 +362,20 @@ def show_feature_maps(model, x, *, max_channels: int = 32) -> FeatureMaps:
     Note: this runs ``forward`` on the model, which replaces its layers' cached inputs;
     call it between training steps, not between a ``forward`` and its ``backward``.
 
-    Args:
-        model: a model with ``forward`` (and ``layers`` to see inside; otherwise only its
-            output is shown).
-        x: one image, ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)`` (cast to the model's
-            parameter dtype).
-        max_channels: show at most this many channels per layer.
+    Parameters
+    ----------
+    model : object
+        A model with ``forward`` (and ``layers`` to see inside; otherwise only its output
+        is shown).
+    x : np.ndarray
+        One image, ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)`` (cast to the model's
+        parameter dtype).
+    max_channels : int
+        Show at most this many channels per layer.
 
-    Returns:
-        A :class:`FeatureMaps` (controls ``layer_select``, ``scale``; ``activations``,
-        ``current``, ``grid_shape``).
+    Returns
+    -------
+    FeatureMaps
+        Controls ``layer_select``, ``scale``; ``activations``, ``current``, ``grid_shape``.
     """
     return FeatureMaps(model, x, max_channels=max_channels)

@@ -40,29 +40,39 @@ _FORMULA = (
 class KernelExplorer(Explorer):
     """A photo and the same photo cross-correlated with a 3x3 kernel, side by side.
 
-    Controls (set their ``.value`` from Python to drive the widget):
-        image_select: ``Dropdown`` of the sample images (and ``"your image"`` if one was given).
-        gray: ``Checkbox``; convert a colour image to grey first (BT.601 luma).
-        filter_select: ``Dropdown`` of the lectures' filters (names of
-            ``cvcourse.filters.FILTERS``) and ``"custom"``. Choosing a filter fills the grid.
-        cells: 3x3 list of ``FloatText``, the kernel ``K[i][j]``. Editing one switches
-            ``filter_select`` to ``"custom"``.
-        display_mode: ``Dropdown`` of :data:`DISPLAY_MODES`: ``"clip"`` shows ``out`` clipped to
-            [0, 1]; ``"abs"`` shows ``|out| / max|out|``; ``"signed"`` maps 0 to mid-grey
-            (grey images: a blue-white-red map); ``"auto"`` clips kernels summing to 1
-            (they keep brightness) and shows ``|out|`` for the others (edge detectors).
+    The attributes up to ``display_mode`` are the controls (set their ``.value`` from
+    Python to drive the widget); the arrays after them are recomputed on every change.
 
-    Arrays (recomputed on every change):
-        input: the image being filtered, float32, ``(H, W)`` or ``(H, W, 3)``.
-        output: ``cvcourse.kernels.conv2d`` of it with :attr:`kernel`, padding 1, same shape.
-        shown: the output as displayed (values in [0, 1]).
-        kernel: (property) the grid's values as a float64 ``(3, 3)`` array.
+    Attributes
+    ----------
+    image_select : ipywidgets.Dropdown
+        The sample images (and ``"your image"`` if one was given).
+    gray : ipywidgets.Checkbox
+        Convert a colour image to grey first (BT.601 luma).
+    filter_select : ipywidgets.Dropdown
+        The lectures' filters (names of ``cvcourse.filters.FILTERS``) and ``"custom"``.
+        Choosing a filter fills the grid.
+    cells : list of list of ipywidgets.FloatText
+        3x3, the kernel ``K[i][j]``. Editing one switches ``filter_select`` to ``"custom"``.
+    display_mode : ipywidgets.Dropdown
+        :data:`DISPLAY_MODES`: ``"clip"`` shows ``out`` clipped to [0, 1]; ``"abs"`` shows
+        ``|out| / max|out|``; ``"signed"`` maps 0 to mid-grey (grey images: a
+        blue-white-red map); ``"auto"`` clips kernels summing to 1 (they keep brightness)
+        and shows ``|out|`` for the others (edge detectors).
+    input : np.ndarray
+        The image being filtered, float32, ``(H, W)`` or ``(H, W, 3)``.
+    output : np.ndarray
+        ``cvcourse.kernels.conv2d`` of it with :attr:`kernel`, padding 1, same shape.
+    shown : np.ndarray
+        The output as displayed (values in [0, 1]).
+    kernel : np.ndarray
+        (property) the grid's values as a float64 ``(3, 3)`` array.
     """
 
     def __init__(self, image=None, *, filter: str = "sharpen", gray: bool = True):
         who = "kernel_explorer"
         names = sample_image_names()
-        self._own_image = None
+        self._own_image: np.ndarray | None = None
         default = "grace_hopper"
         if isinstance(image, str):
             default = as_choice(image, "image", names, who)
@@ -167,6 +177,7 @@ class KernelExplorer(Explorer):
         if key not in self._images:
             name, gray = key
             img = self._own_image if name == YOUR_IMAGE else sample_image(name)
+            assert img is not None  # "your image" is offered only when one was given
             if gray and img.ndim == 3:
                 img = rgb_to_gray(img)
             self._images[key] = np.ascontiguousarray(img, dtype=np.float32)
@@ -250,14 +261,20 @@ def kernel_explorer(image=None, *, filter: str = "sharpen", gray: bool = True) -
     shown clipped to [0, 1]; kernels summing to 0 (Sobel, outline) answer only to change and
     are shown as ``|out|`` scaled to its maximum (change ``display_mode`` to compare).
 
-    Args:
-        image: ``None`` (the sample photos), a sample's name, or your own image array
-            (floats in [0, 1], or uint8, which is divided by 255).
-        filter: the filter selected at the start (a name of ``FILTERS`` or ``"custom"``).
-        gray: start with colour images converted to grey.
+    Parameters
+    ----------
+    image : str or np.ndarray, optional
+        ``None`` (the sample photos), a sample's name, or your own image array (floats in
+        [0, 1], or uint8, which is divided by 255).
+    filter : str
+        The filter selected at the start (a name of ``FILTERS`` or ``"custom"``).
+    gray : bool
+        Start with colour images converted to grey.
 
-    Returns:
-        A :class:`KernelExplorer` (its attributes ``filter_select``, ``cells``, ``input``,
-        ``output``, ``kernel`` let a notebook or a test drive and read it).
+    Returns
+    -------
+    KernelExplorer
+        Its attributes ``filter_select``, ``cells``, ``input``, ``output``, ``kernel`` let a
+        notebook or a test drive and read it.
     """
     return KernelExplorer(image, filter=filter, gray=gray)

@@ -71,23 +71,36 @@ YOUR_IMAGE = "your image"
 class PatternMatching(Explorer):
     """A binary image, a 3x3 pattern, and their correlation map with its maxima marked.
 
-    Controls:
-        image_select: ``Dropdown`` of :data:`IMAGES` (plus ``"your image"`` if one was
-            given, and ``"edited"`` once a pixel has been clicked).
-        pixels: list of rows of ``ToggleButton``, one per pixel; clicking flips it.
-        pattern_select: ``Dropdown`` of :data:`PATTERNS`.
-        window: ``IntSlider`` choosing the window shown as an elementwise product
-            (row-major index into the correlation map).
+    The attributes up to ``window`` are the controls; the others are recomputed on every
+    change.
 
-    Arrays (recomputed on every change):
-        image: the current binary image, int64 ``(H, W)``.
-        pattern: the current pattern, int64 ``(3, 3)``.
-        correlation: ``(H - 2, W - 2)`` float64, the output
-            ``O[i, j] = sum_{u,v} I[i+u, j+v] K[u, v]`` (image ``I``, pattern ``K``).
-        maxima: the ``(row, col)`` cells of ``correlation`` holding its maximum (all ties).
-        max_value: that maximum.
-        window_cell: ``(row, col)`` of the window selected by ``window``.
-        products: ``image[window] * pattern``, whose sum is ``correlation[window_cell]``.
+    Attributes
+    ----------
+    image_select : ipywidgets.Dropdown
+        :data:`IMAGES` (plus ``"your image"`` if one was given, and ``"edited"`` once a
+        pixel has been clicked).
+    pixels : list of list of ipywidgets.ToggleButton
+        Rows of buttons, one per pixel; clicking flips it.
+    pattern_select : ipywidgets.Dropdown
+        :data:`PATTERNS`.
+    window : ipywidgets.IntSlider
+        Chooses the window shown as an elementwise product (row-major index into the
+        correlation map).
+    image : np.ndarray
+        The current binary image, int64 ``(H, W)``.
+    pattern : np.ndarray
+        The current pattern, int64 ``(3, 3)``.
+    correlation : np.ndarray
+        ``(H - 2, W - 2)`` float64, the output ``O[i, j] = sum_{u,v} I[i+u, j+v] K[u, v]``
+        (image ``I``, pattern ``K``).
+    maxima : list of tuple of int
+        The ``(row, col)`` cells of ``correlation`` holding its maximum (all ties).
+    max_value : float
+        That maximum.
+    window_cell : tuple of int
+        ``(row, col)`` of the window selected by ``window``.
+    products : np.ndarray
+        ``image[window] * pattern``, whose sum is ``correlation[window_cell]``.
     """
 
     def __init__(self, image=None, *, pattern: str = "cross (+1/-1)"):
@@ -283,13 +296,18 @@ def pattern_matching(image=None, *, pattern: str = "cross (+1/-1)") -> PatternMa
     Click pixels to flip them; the map follows. ``window`` picks a window whose elementwise
     product with the pattern is shown.
 
-    Args:
-        image: ``None`` (the built-in 7x7 images, :data:`IMAGES`), or your own binary 2-D
-            array (0 and 1 only, 3x3 to 12x12; offered with the built-in ones of its shape).
-        pattern: the starting pattern, a key of :data:`PATTERNS`.
+    Parameters
+    ----------
+    image : np.ndarray, optional
+        ``None`` (the built-in 7x7 images, :data:`IMAGES`), or your own binary 2-D array
+        (0 and 1 only, 3x3 to 12x12; offered with the built-in ones of its shape).
+    pattern : str
+        The starting pattern, a key of :data:`PATTERNS`.
 
-    Returns:
-        A :class:`PatternMatching` (``image_select``, ``pattern_select``, ``pixels``,
-        ``window``; arrays ``image``, ``correlation``, ``maxima``, ``max_value``).
+    Returns
+    -------
+    PatternMatching
+        Controls ``image_select``, ``pattern_select``, ``pixels``, ``window``; arrays
+        ``image``, ``correlation``, ``maxima``, ``max_value``.
     """
     return PatternMatching(image, pattern=pattern)

@@ -21,11 +21,16 @@ class TrainingMonitor(Explorer):
     Pass the widget itself (it is callable as ``monitor(epoch, history)``) or its
     ``callback`` method as ``fit(..., callback=monitor)``.
 
-    Attributes:
-        history: a copy of the last :class:`~cvcourse.nn.History` received (``None`` before).
-        epoch: the last epoch number received (0 before the first).
-        epochs: the planned number of epochs (fixes the x axis), or ``None``.
-        updates: how many times the picture was redrawn with new data.
+    Attributes
+    ----------
+    history : History or None
+        A copy of the last :class:`~cvcourse.nn.History` received (``None`` before).
+    epoch : int
+        The last epoch number received (0 before the first).
+    epochs : int or None
+        The planned number of epochs (fixes the x axis), or ``None``.
+    updates : int
+        How many times the picture was redrawn with new data.
     """
 
     def __init__(self, epochs: int | None = None, *, title: str = "training"):
@@ -51,15 +56,15 @@ class TrainingMonitor(Explorer):
 
     def update(self, history) -> None:
         """Show ``history`` (a ``History`` or its ``to_dict()``), e.g. one loaded from disk."""
-        self._take(history, "TrainingMonitor.update")
-        self.epoch = len(self.history)
+        taken = self._take(history, "TrainingMonitor.update")
+        self.epoch = len(taken)
 
     def reset(self) -> None:
         """Forget the curves (before training again)."""
         self.history, self.epoch, self.updates = None, 0, 0
         self.refresh()
 
-    def _take(self, history, who: str) -> None:
+    def _take(self, history, who: str) -> History:
         if isinstance(history, Mapping):
             history = History.from_dict(history)
         if not isinstance(history, History):
@@ -67,9 +72,11 @@ class TrainingMonitor(Explorer):
                 f"{who}: history must be a cvcourse.nn.History (what fit passes to its "
                 f"callback) or its to_dict(), got {type(history).__name__}"
             )
-        self.history = History.from_dict(history.to_dict())  # fit keeps appending to its own
+        taken = History.from_dict(history.to_dict())  # fit keeps appending to its own
+        self.history = taken
         self.updates += 1
         self.refresh()
+        return taken
 
     def _compute(self) -> None:
         pass
@@ -137,12 +144,17 @@ def training_monitor(epochs: int | None = None, *, title: str = "training") -> T
     validation ones are measured after the epoch, in evaluation mode: training loss well
     below validation loss is the sign of overfitting.
 
-    Args:
-        epochs: the planned number of epochs (fixes the x axis), or ``None``.
-        title: shown before the numbers.
+    Parameters
+    ----------
+    epochs : int or None
+        The planned number of epochs (fixes the x axis), or ``None``.
+    title : str
+        Shown before the numbers.
 
-    Returns:
-        A :class:`TrainingMonitor` (callable; also ``.callback``, ``.update(history)``,
-        ``.reset()``; state ``history``, ``epoch``, ``updates``).
+    Returns
+    -------
+    TrainingMonitor
+        Callable; also ``.callback``, ``.update(history)``, ``.reset()``; state
+        ``history``, ``epoch``, ``updates``.
     """
     return TrainingMonitor(epochs, title=title)

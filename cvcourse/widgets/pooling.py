@@ -33,25 +33,41 @@ _ROUTE = "#e8590c"
 class PoolingExplorer(Explorer):
     """Pooling a small grid, and where the upstream gradient of each output goes.
 
-    Controls:
-        mode: ``ToggleButtons``, ``"max"`` or ``"avg"``.
-        kernel_size, stride, padding: ``IntSlider`` (square windows; torch requires
-            ``padding <= kernel_size // 2``, and the widget explains when it is not).
-        upstream_select: ``Dropdown`` of the upstream gradient ``dL/dy``: distinct values
-            1, 2, 3, ... in row-major order (so you can tell them apart in ``dL/dx``) or ones.
-        position: ``IntSlider`` choosing one output (row-major) whose window is outlined.
+    The attributes up to ``position`` are the controls; the arrays after ``x`` come from
+    ``cvcourse.kernels`` and are recomputed on every change.
 
-    Arrays (from ``cvcourse.kernels``, recomputed on every change):
-        x: the input, float64 ``(H, W)``.
-        output: the pooled ``(H_out, W_out)``; ``None`` when the settings are invalid.
-        indices: max mode: flat argmax ``r * W + c`` of each window (torch's indices:
-            the first maximum in row-major order on ties); ``None`` in avg mode.
-        upstream: ``dL/dy``, shaped like ``output``.
-        grad_input: ``dL/dx``: max mode sends each ``dy`` to its window's argmax and adds up
-            where windows overlap; avg mode spreads ``dy / k^2`` over the window.
-        window_cell: ``(row, col)`` of the selected output; window_cells: the input cells of
-            its window (inside the input); routed_to: the cells its gradient goes to.
-        valid: ``False`` (with an explanation in ``message``) when pooling is impossible.
+    Attributes
+    ----------
+    mode : ipywidgets.ToggleButtons
+        ``"max"`` or ``"avg"``.
+    kernel_size, stride, padding : ipywidgets.IntSlider
+        Square windows; torch requires ``padding <= kernel_size // 2``, and the widget
+        explains when it is not.
+    upstream_select : ipywidgets.Dropdown
+        The upstream gradient ``dL/dy``: distinct values 1, 2, 3, ... in row-major order
+        (so you can tell them apart in ``dL/dx``) or ones.
+    position : ipywidgets.IntSlider
+        Chooses one output (row-major) whose window is outlined.
+    x : np.ndarray
+        The input, float64 ``(H, W)``.
+    output : np.ndarray or None
+        The pooled ``(H_out, W_out)``; ``None`` when the settings are invalid.
+    indices : np.ndarray or None
+        Max mode: flat argmax ``r * W + c`` of each window (torch's indices: the first
+        maximum in row-major order on ties); ``None`` in avg mode.
+    upstream : np.ndarray
+        ``dL/dy``, shaped like ``output``.
+    grad_input : np.ndarray
+        ``dL/dx``: max mode sends each ``dy`` to its window's argmax and adds up where
+        windows overlap; avg mode spreads ``dy / k^2`` over the window.
+    window_cell : tuple of int or None
+        ``(row, col)`` of the selected output.
+    window_cells : list of tuple of int
+        The input cells of its window (inside the input).
+    routed_to : list of tuple of int
+        The cells its gradient goes to.
+    valid : bool
+        ``False`` (with an explanation in ``message``) when pooling is impossible.
     """
 
     def __init__(self, x=None, *, mode="max", kernel_size=2, stride=2, padding=0):
@@ -173,6 +189,7 @@ class PoolingExplorer(Explorer):
         if self.indices is not None:
             np.add.at(counts.reshape(-1), self.indices.reshape(-1), 1)
             return counts
+        assert self.output is not None  # drawn only for valid settings, after _compute
         ho, wo = self.output.shape
         for oy in range(ho):
             for ox in range(wo):
@@ -189,6 +206,9 @@ class PoolingExplorer(Explorer):
             ax = fig.subplots(1, 1)
             draw_grid(ax, self.x, cmap="Blues", fmt="{:g}", title="input x")
             return fig
+        # valid settings: _compute has filled these in
+        assert self.output is not None and self.window_cell is not None
+        assert self.upstream is not None and self.grad_input is not None
         ho, wo = self.output.shape
         axes = fig.subplots(1, 4, width_ratios=[w + 2 * p, max(wo, 2), max(wo, 2), w])
         padded = np.full((h + 2 * p, w + 2 * p), np.nan)
@@ -236,7 +256,7 @@ class PoolingExplorer(Explorer):
         )
         outline_cells(axes[3], self.routed_to, _ROUTE, linewidth=3)
         fan = self._fan_in()
-        shared = [tuple(map(int, rc)) for rc in np.argwhere(fan > 1)]
+        shared = [(int(r), int(c)) for r, c in np.argwhere(fan > 1)]
         if is_max:  # (in avg mode nearly every cell is shared when windows overlap)
             outline_cells(axes[3], shared, "#495057", linewidth=1.0, inset=0.12)
         self.show_message(self._explain(fan), "info")
@@ -244,6 +264,7 @@ class PoolingExplorer(Explorer):
 
     def _explain(self, fan: np.ndarray) -> str:
         k, s, p = self._settings()
+        assert self.window_cell is not None and self.upstream is not None  # as in _draw
         oy, ox = self.window_cell
         g = self.upstream[oy, ox]
         rows = f"{oy * s - p}..{oy * s - p + k - 1}"
@@ -294,14 +315,18 @@ def pooling_explorer(x=None, *, mode="max", kernel_size=2, stride=2, padding=0):
     the contributions add up. The numbers come from ``cvcourse.kernels`` (``max_pool2d``,
     ``max_pool2d_backward``, ``avg_pool2d``, ``avg_pool2d_backward``).
 
-    Args:
-        x: the input grid, a 2-D array up to 12x12; default :data:`DEFAULT_GRID` (6x6
-            integers with ties).
-        mode, kernel_size, stride, padding: starting values of the controls.
+    Parameters
+    ----------
+    x : np.ndarray, optional
+        The input grid, a 2-D array up to 12x12; default :data:`DEFAULT_GRID` (6x6
+        integers with ties).
+    mode, kernel_size, stride, padding : str, int
+        Starting values of the controls (``mode`` ``"max"`` or ``"avg"``).
 
-    Returns:
-        A :class:`PoolingExplorer` (controls ``mode``, ``kernel_size``, ``stride``,
-        ``padding``, ``upstream_select``, ``position``; arrays ``output``, ``indices``,
-        ``upstream``, ``grad_input``).
+    Returns
+    -------
+    PoolingExplorer
+        Controls ``mode``, ``kernel_size``, ``stride``, ``padding``, ``upstream_select``,
+        ``position``; arrays ``output``, ``indices``, ``upstream``, ``grad_input``.
     """
     return PoolingExplorer(x, mode=mode, kernel_size=kernel_size, stride=stride, padding=padding)
