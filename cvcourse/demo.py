@@ -6,8 +6,8 @@
 2. Gradients: ``conv2d``, ``max_pool2d`` and ``avg_pool2d`` backward passes checked by
    centred finite differences (``cvcourse.gradcheck``), with their reports.
 3. Training: a LeNet-style CNN built from ``cvcourse.nn`` learns the bundled 8x8 digits
-   (scikit-learn's), with a progress bar; the test accuracy is printed and the loss and
-   accuracy curves are saved.
+   (UCI's set, shipped in the package), with a progress bar; the test accuracy is printed
+   and the loss and accuracy curves are saved.
 
 The benchmark against torch is ``make bench`` (``bench/bench_kernels.py``); it needs torch,
 which this module does not.
