@@ -293,6 +293,19 @@ def test_scalar_loss_function_gets_dy_one_and_passes():
     assert report.passed and seen == [1.0]
 
 
+def test_a_forward_that_returns_nan_or_inf_is_refused_with_what_to_look_for():
+    """An unstable loss (log of a softmax that underflows to 0) gives inf at the original
+    input: the check says so and how many outputs, instead of an error about its floor."""
+
+    def naive_log(s):
+        with np.errstate(divide="ignore"):  # the log of 0 is the point here
+            return np.log(np.exp(s) / np.exp(s).sum(1, keepdims=True))
+
+    scores = np.array([[0.0, -1000.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"NaN or inf in 1 of 4 outputs.*log of 0"):
+        check_gradients(naive_log, scores, grad_fn=lambda dy, s: dy)
+
+
 def test_layer_with_two_inputs_returns_a_tuple_from_backward():
     class Mul:
         params, grads = {}, {}

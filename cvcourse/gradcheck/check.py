@@ -171,6 +171,15 @@ def _run_check(run, backward, xs, dtypes, params, dy, settings, names, rng, note
             "outputs (dropout in training mode? random noise?); make it deterministic "
             "for the check"
         )
+    if not np.all(np.isfinite(y)):
+        # Differences of NaN/inf mean nothing (and the rounding floor derived from L would be
+        # NaN): say what is wrong with the forward instead.
+        bad = int(y.size - np.count_nonzero(np.isfinite(y)))
+        raise ValueError(
+            f"forward returned NaN or inf in {bad} of {y.size} outputs at the original input: "
+            "finite differences cannot check it (look for a division by zero, a log of 0, "
+            "an overflow in exp)"
+        )
     if dy is None:
         # Random rather than ones, so that errors that cancel in a plain sum (a transpose,
         # a mixed-up axis) still show. A scalar output (a loss) gets dy = 1.
