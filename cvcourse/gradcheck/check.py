@@ -160,6 +160,15 @@ def _run_check(run, backward, xs, dtypes, params, dy, settings, names, rng, note
                 f"forward modified its input {name} in place; finite differences need an "
                 "unchanged input (copy it first, e.g. x = x.copy() or np.maximum(x, 0))"
             )
+    if not np.all(np.isfinite(y)):
+        # Differences of NaN/inf mean nothing (and the rounding floor derived from L would be
+        # NaN): say what is wrong with the forward instead.
+        bad = int(y.size - np.count_nonzero(np.isfinite(y)))
+        raise ValueError(
+            f"forward returned NaN or inf in {bad} of {y.size} outputs at the original input: "
+            "finite differences cannot check it (look for a division by zero, a log of 0, "
+            "an overflow in exp)"
+        )
     # Dropout in training mode or random noise would make every difference meaningless.
     again = run(xs)
     scale = float(np.max(np.abs(y))) if y.size else 0.0
@@ -170,15 +179,6 @@ def _run_check(run, backward, xs, dtypes, params, dy, settings, names, rng, note
             "forward is not deterministic: two calls on the same input gave different "
             "outputs (dropout in training mode? random noise?); make it deterministic "
             "for the check"
-        )
-    if not np.all(np.isfinite(y)):
-        # Differences of NaN/inf mean nothing (and the rounding floor derived from L would be
-        # NaN): say what is wrong with the forward instead.
-        bad = int(y.size - np.count_nonzero(np.isfinite(y)))
-        raise ValueError(
-            f"forward returned NaN or inf in {bad} of {y.size} outputs at the original input: "
-            "finite differences cannot check it (look for a division by zero, a log of 0, "
-            "an overflow in exp)"
         )
     if dy is None:
         # Random rather than ones, so that errors that cancel in a plain sum (a transpose,
