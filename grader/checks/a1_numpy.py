@@ -2,9 +2,11 @@
 
 Each function takes the student's function, calls it through
 :func:`grader.checks.harness.student_call` on seeded cases and edge cases, compares with a
-reference computed here (plain NumPy for the indexing exercises, torch for ``im2col`` and
-the convolution) and either prints one line (:func:`harness.passed`) or raises
-:class:`harness.GradingFailure` naming the case and, where it can tell, the mistake.
+reference (plain NumPy for the indexing exercises, torch through :mod:`grader.reference` for
+``im2col`` and the convolution) and either prints one line (:func:`harness.passed`) or
+raises :class:`harness.GradingFailure` naming the case and, where it can tell, the mistake
+(the first of the case's recognised mistakes, ``{explanation: wrong answer}``, that the
+student's answer reproduces).
 
 Graded cell -> check:
 
@@ -21,13 +23,13 @@ Graded cell -> check:
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from cvcourse.judge_link import byte_span, memory_owner
+from grader import reference
 from grader.checks.harness import (
     GradingFailure,
     assert_close,
+    assert_unchanged,
     matches,
     non_contiguous,
     passed,
@@ -52,35 +54,6 @@ FORBID_SLIDING_WINDOW_VIEW = (
     "numpy.lib._stride_tricks_impl:sliding_window_view",
     "numpy.lib.stride_tricks:sliding_window_view",
 )
-
-
-def _diagnose(actual: np.ndarray, variants: dict) -> str | None:
-    """The explanation of the first known wrong answer that ``actual`` reproduces.
-
-    ``variants`` maps an explanation to the wrong answer, or to a function computing it
-    (for answers that cannot be computed for every case).
-    """
-    for explanation, wrong in variants.items():
-        try:
-            value = wrong() if callable(wrong) else wrong
-        except Exception:  # this wrong answer does not exist for this case
-            continue
-        if matches(actual, value):
-            return explanation
-    return None
-
-
-def _hint(variants: dict):
-    return lambda actual: _diagnose(actual, variants)
-
-
-def _unchanged(original: np.ndarray, after: np.ndarray, what: str, case: str) -> None:
-    if not np.array_equal(original, after, equal_nan=True):
-        raise GradingFailure(
-            f"{what} changed its input array\n  case: {case}\n  Likely mistake: indexing "
-            "assignment (x[mask] = ...) writes into the array it indexes; work on a copy "
-            "(x.copy()) so the caller's data stays as it was."
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,10 +100,10 @@ def fancy_indexing(correct_class_scores) -> None:
             expected,
             what=f"{what} result",
             case=case,
-            hint=_hint(variants),
+            hint=variants,
             reference="the reference",
         )
-        _unchanged(before, scores, what, case)
+        assert_unchanged(before, scores, what, case, name="array scores")
     passed(what, f"{len(cases)} cases, including repeated labels and a batch of 1")
 
 
@@ -172,10 +145,10 @@ def boolean_mask(replace_outliers) -> None:
             expected,
             what=f"{what} result",
             case=case,
-            hint=_hint(variants),
+            hint=variants,
             reference="the reference",
         )
-        _unchanged(before, x, what, case)
+        assert_unchanged(before, x, what, case, name="array x")
         if isinstance(out, np.ndarray) and np.shares_memory(out, x):
             raise GradingFailure(
                 f"{what} returned an array that shares memory with x\n  case: {case}\n"
@@ -225,11 +198,11 @@ def pairwise_distances(pairwise_sq_dists) -> None:
             case=case,
             atol=1e-9,
             rtol=1e-7,
-            hint=_hint(variants),
+            hint=variants,
             reference="the reference",
         )
-        _unchanged(a0, a, what, case)
-        _unchanged(b0, b, what, case)
+        assert_unchanged(a0, a, what, case, name="array a")
+        assert_unchanged(b0, b, what, case, name="array b")
     passed(what, f"{len(cases)} cases, including a set against itself")
 
 
@@ -279,11 +252,11 @@ def confusion_matrix(confusion_matrix) -> None:
             case=case,
             atol=0,
             rtol=0,
-            hint=_hint(variants),
+            hint=variants,
             reference="the double loop",
         )
-        _unchanged(t0, target, what, case)
-        _unchanged(p0, pred, what, case)
+        assert_unchanged(t0, target, what, case, name="array target")
+        assert_unchanged(p0, pred, what, case, name="array pred")
     passed(what, f"{len(cases)} cases agree with the double loop")
 
 
@@ -325,7 +298,7 @@ def views(center_crop, to_chw) -> None:
             expected,
             what="center_crop result",
             case=case,
-            hint=_hint(variants),
+            hint=variants,
             reference="the reference",
         )
         _require_view(
@@ -356,7 +329,7 @@ def views(center_crop, to_chw) -> None:
             expected,
             what="to_chw result",
             case=case,
-            hint=_hint(variants),
+            hint=variants,
             reference="img.transpose(2, 0, 1)",
         )
         _require_view(
@@ -460,10 +433,10 @@ def sliding_windows(sliding_windows) -> None:
             case=case,
             atol=0,
             rtol=0,
-            hint=_hint(variants),
+            hint=variants,
             reference="the reference",
         )
-        _unchanged(before, x, what, case)
+        assert_unchanged(before, x, what, case, name="array x")
         _require_view(
             out,
             x,
@@ -476,9 +449,8 @@ def sliding_windows(sliding_windows) -> None:
 
 
 def _unfold(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
-    with torch.no_grad():
-        cols = F.unfold(torch.from_numpy(np.array(x, dtype=np.float64))[None], (kh, kw))
-    return cols[0].numpy()
+    """torch's columns of one image x ``(C, H, W)``: ``(C*kh*kw, H_out*W_out)``."""
+    return reference.unfold(np.array(x, dtype=np.float64)[None], (kh, kw))[0]
 
 
 def im2col(im2col) -> None:
@@ -511,8 +483,8 @@ def im2col(im2col) -> None:
             "the result is transposed: rows are the C*kh*kw window elements, columns the "
             "H_out*W_out positions": expected.T,
         }
-        assert_close(out, expected, what=f"{what} result", case=case, hint=_hint(variants))
-        _unchanged(before, x, what, case)
+        assert_close(out, expected, what=f"{what} result", case=case, hint=variants)
+        assert_unchanged(before, x, what, case, name="array x")
     passed(what, f"{len(cases)} cases match torch's F.unfold, including non-square kernels")
 
 
@@ -538,8 +510,7 @@ def conv_as_matmul(conv_from_columns) -> None:
         cols = _unfold(x, kh, kw)
         inputs = (cols.copy(), weight.copy(), bias.copy())
         out = student_call(what, case, conv_from_columns, *inputs, out_h, out_w)
-        with torch.no_grad():
-            y = F.conv2d(*(torch.from_numpy(a) for a in (x[None], weight, bias)))[0].numpy()
+        y = reference.conv2d(x[None], weight, bias)[0][0]
         no_bias = y - bias[:, None, None]
         flat = weight.transpose(0, 2, 3, 1).reshape(f, -1) @ cols + bias[:, None]
         variants = {
@@ -549,5 +520,5 @@ def conv_as_matmul(conv_from_columns) -> None:
                 flat.reshape(f, out_h, out_w)
             ),
         }
-        assert_close(out, y, what=f"{what} result", case=case, hint=_hint(variants))
+        assert_close(out, y, what=f"{what} result", case=case, hint=variants)
     passed(what, f"{len(cases)} cases match torch's F.conv2d, including non-square kernels")

@@ -18,9 +18,10 @@ The student API (torch's layout and reductions):
 One mistake, one cell (docs/authoring.md):
 
 - every check builds its own layer and parameters and feeds its own upstream gradient;
-- a backward check runs forward only for its cache, on copies of its inputs: neither the
-  forward's value, nor its failure, nor a change it makes to its input in place is graded
-  there (the forward cells grade all three; the case says when forward failed);
+- a backward check runs forward only for its cache (``harness.forward_for_cache``, on
+  copies of its inputs): neither the forward's value, nor its failure, nor a change it
+  makes to its input in place is graded there (the forward cells grade all three; the
+  case says when forward failed);
 - an in-place change of the input (``logits -= logits.max(...)``) is charged by the forward
   cell alone: the large-logit cells hand the student copies and do not look;
 - the large-logit checks accept a result that is wrong in the same way as the student's
@@ -45,18 +46,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from cvcourse.gradcheck import relative_error as reference_relative_error
+from grader import reference
+from grader.checks import fixtures
 from grader.checks.harness import (
     GradingFailure,
+    Symptom,
+    any_of,
     assert_close,
+    call_unchanged,
     callable_by_students,
-    copy_layout,
-    finite_difference_note,
+    fd_note,
+    forward_for_cache,
     get_grad,
     matches,
+    near,
     non_contiguous,
     passed,
     rng,
@@ -150,72 +155,8 @@ NOT_RESTORED = (
 )
 
 
-def _tensor(array, requires_grad: bool = False) -> torch.Tensor:
-    # torch.tensor copies, so autograd never touches the arrays the student receives.
-    return torch.tensor(np.array(array, dtype=np.float64), requires_grad=requires_grad)
-
-
-def _bytes(array) -> tuple:
-    a = np.asarray(array)
-    return a.shape, a.dtype.str, np.ascontiguousarray(a).tobytes()
-
-
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _call_unchanging(what: str, case: str, func: Callable, *inputs):
-    """``func(*inputs)`` under the guard; fails if the call changed any input in place."""
-    __tracebackhide__ = True
-    before = [_bytes(x) for x in inputs]
-    result = student_call(what, case, func, *inputs)
-    for position, (x, old) in enumerate(zip(inputs, before, strict=True)):
-        if _bytes(x) != old:
-            raise GradingFailure(
-                f"{what} changed its input #{position + 1} in place (e.g. x[x < 0] = 0 or "
-                "x -= x.max(...)): the caller's array must stay as it was; compute on a new "
-                f"array instead (np.maximum(x, 0), x - x.max(...))\n  case: {case}"
-            )
-    return result
-
-
-def _forward_for_cache(what: str, case: str, forward: Callable, *inputs) -> str:
-    """Run forward so that backward finds its cache; neither its value nor a failure counts.
-
-    Array inputs are handed over as copies with the same layout, so a forward that changes
-    them in place (the forward cell's business) leaves the check's data alone. Returns a
-    note for the case description when forward failed (its own cell grades it).
-    """
-    inputs = tuple(copy_layout(x) if isinstance(x, np.ndarray) else x for x in inputs)
-    try:
-        student_call(f"{what}.forward", case, forward, *inputs)
-    except GradingFailure as exc:
-        return f" [note: forward failed here ({_first_line(exc)}); its own test grades it]"
-    return ""
-
-
-def _hint(*parts: Callable[[np.ndarray], str | None]) -> Callable[[np.ndarray], str | None]:
-    """One diagnosis from several recognisers: every part that has something to say."""
-
-    def diagnose(actual: np.ndarray) -> str | None:
-        found = []
-        for part in parts:
-            try:
-                text = part(actual)
-            except Exception:  # a recogniser must never hide the failure it explains
-                text = None
-            if text:
-                found.append(text)
-        return "; ".join(found) or None
-
-    return diagnose
-
-
-def _fd(
-    forward: Callable, x: np.ndarray, dy, name: str, expected=None
-) -> Callable[[np.ndarray], str]:
-    """A recogniser that adds how the student's gradient compares with finite differences."""
-    return lambda actual: finite_difference_note(forward, x, dy, actual, name, expected=expected)
 
 
 def _scalar(value, what: str, case: str):
@@ -252,10 +193,8 @@ def _numeric(value) -> np.ndarray | None:
         return None
 
 
-def _finite_note(actual: np.ndarray) -> str | None:
-    if not np.all(np.isfinite(actual)):
-        return "the result has NaN or inf"
-    return None
+def _not_finite(actual: np.ndarray) -> bool:
+    return not np.all(np.isfinite(actual))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,12 +217,7 @@ class _LinearCase:
 
     def torch(self):
         """``(y, dx, dweight, dbias)`` of ``F.linear`` for upstream ``dy``."""
-        xt, wt = _tensor(self.x, True), _tensor(self.weight, True)
-        bt = _tensor(self.bias, True) if self.bias is not None else None
-        y = F.linear(xt, wt, bt)
-        y.backward(_tensor(self.dy))
-        db = bt.grad.numpy() if bt is not None else None
-        return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), db
+        return reference.linear(self.x, self.weight, self.bias, self.dy)
 
 
 def _linear_cases(part: str, *, with_no_bias: bool) -> list[_LinearCase]:
@@ -351,23 +285,27 @@ def _new_linear(Linear, c: _LinearCase):
 
 
 def _linear_backward(Linear, c: _LinearCase):
-    """Run the student's forward (for its cache) and backward; returns ``(layer, dx)``."""
+    """Run the student's forward (for its cache) and backward; returns ``(layer, dx, note)``."""
     __tracebackhide__ = True
     layer = _new_linear(Linear, c)
-    note = _forward_for_cache("Linear", c.case, layer.forward, c.x)
+    note = forward_for_cache("Linear", c.case, layer.forward, c.x)
     dx = student_call("Linear.backward", c.case + note, layer.backward, c.dy.copy())
     return layer, dx, note
 
 
-def _param_forward(Linear, c: _LinearCase, name: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The student's forward as a function of one parameter (for finite differences)."""
-    layer = _new_linear(Linear, c)
+def _param_forward(Linear, c: _LinearCase, name: str) -> Callable[[], Callable]:
+    """Builds the student's forward as a function of one parameter (for finite differences)."""
 
-    def forward(value):
-        layer.params[name] = value
-        return layer.forward(c.x)
+    def build():
+        layer = _new_linear(Linear, c)
 
-    return forward
+        def forward(value):
+            layer.params[name] = value
+            return layer.forward(c.x)
+
+        return forward
+
+    return build
 
 
 def linear_forward(Linear) -> None:
@@ -377,22 +315,21 @@ def linear_forward(Linear) -> None:
     cases = _linear_cases("linear_forward", with_no_bias=True)
     for c in cases:
         layer = _new_linear(Linear, c)
-        y = _call_unchanging("Linear.forward", c.case, layer.forward, c.x)
+        y = call_unchanged("Linear.forward", c.case, layer.forward, c.x)
         expected = c.torch()[0]
         b = c.bias if c.bias is not None else 0.0
-
-        def recognise(actual, c=c, b=b, expected=expected):
-            if c.x.shape[1] == c.weight.shape[0] and matches(actual, c.x @ c.weight + b):
-                return TRANSPOSED_WEIGHT
-            if actual.shape == expected.T.shape and matches(actual, expected.T):
-                return "output transposed: y must be (N, out_features), one row per sample"
-            if c.bias is not None and matches(actual, c.x @ c.weight.T):
-                return "bias not added: y = x @ W.T + b"
-            if c.bias is None and actual.shape == expected.shape:
-                return "with bias=False the layer has no bias: params has no 'bias' entry"
-            return None
-
-        assert_close(y, expected, what="Linear.forward output y", case=c.case, hint=recognise)
+        mistakes = {
+            # x @ W multiplies only where the weight is square.
+            TRANSPOSED_WEIGHT: lambda c=c, b=b: c.x @ c.weight + b,
+            "output transposed: y must be (N, out_features), one row per sample": expected.T,
+            "bias not added: y = x @ W.T + b": c.x @ c.weight.T if c.bias is not None else None,
+            "with bias=False the layer has no bias: params has no 'bias' entry": (
+                Symptom(lambda a, shape=expected.shape: a.shape == shape)
+                if c.bias is None
+                else None
+            ),
+        }
+        assert_close(y, expected, what="Linear.forward output y", case=c.case, hint=mistakes)
     passed("Linear forward", f"matches torch on {len(cases)} cases")
 
 
@@ -404,22 +341,27 @@ def linear_backward_input(Linear) -> None:
     for c in cases:
         layer, dx, note = _linear_backward(Linear, c)
         expected = c.torch()[1]
-
-        def recognise(actual, c=c):
-            if c.weight.shape[0] == c.weight.shape[1] and matches(actual, c.dy @ c.weight.T):
-                return "transposed: dx = dy @ W with W of shape (out, in), not dy @ W.T"
-            fout, fin = c.weight.shape
-            if fin != fout and actual.shape == (c.x.shape[0], fout):
-                return "dx must have x's shape (N, in_features): dx = dy @ W"
-            return None
-
-        fresh = _new_linear(Linear, c)
+        fout, fin = c.weight.shape
+        mistakes = {
+            # dy @ W.T multiplies only where the weight is square.
+            "transposed: dx = dy @ W with W of shape (out, in), not dy @ W.T": (
+                lambda c=c: c.dy @ c.weight.T
+            ),
+            "dx must have x's shape (N, in_features): dx = dy @ W": (
+                Symptom(lambda a, shape=(c.x.shape[0], fout): a.shape == shape)
+                if fin != fout
+                else None
+            ),
+        }
         assert_close(
             dx,
             expected,
             what="Linear.backward's dx",
             case=c.case + note,
-            hint=_hint(recognise, _fd(fresh.forward, c.x, c.dy, "dx", expected)),
+            hint=mistakes,
+            note=fd_note(
+                lambda c=c: _new_linear(Linear, c).forward, c.x, c.dy, dx, "dx", expected=expected
+            ),
         )
     passed("Linear backward, dx", f"matches torch autograd on {len(cases)} cases")
 
@@ -434,27 +376,24 @@ def linear_backward_weight(Linear) -> None:
         dw = get_grad(layer, "weight", "Linear")
         expected = c.torch()[2]
         n = c.x.shape[0]
-
-        def recognise(actual, c=c, expected=expected, n=n):
-            if actual.shape == expected.T.shape and matches(actual, expected.T):
-                return (
-                    "dW transposed: grads['weight'] has weight's shape (out_features, "
-                    "in_features), dW = dy.T @ x"
-                )
-            if n > 1 and matches(actual, expected / n):
-                return "dW averaged over the batch: the layer sums over samples, dW = dy.T @ x"
-            if actual.ndim == 3:
-                return "dW not summed over the batch: one gradient per sample was kept"
-            return None
-
+        mistakes = {
+            "dW transposed: grads['weight'] has weight's shape (out_features, in_features), "
+            "dW = dy.T @ x": expected.T,
+            "dW averaged over the batch: the layer sums over samples, dW = dy.T @ x": (
+                expected / n if n > 1 else None
+            ),
+            "dW not summed over the batch: one gradient per sample was kept": Symptom(
+                lambda a: a.ndim == 3
+            ),
+        }
         assert_close(
             dw,
             expected,
             what="Linear.grads['weight']",
             case=c.case + note,
-            hint=_hint(
-                recognise,
-                _fd(_param_forward(Linear, c, "weight"), c.weight, c.dy, "dW", expected),
+            hint=mistakes,
+            note=fd_note(
+                _param_forward(Linear, c, "weight"), c.weight, c.dy, dw, "dW", expected=expected
             ),
         )
     _linear_twice(Linear, "weight", "linear_backward_weight")
@@ -474,25 +413,27 @@ def linear_backward_bias(Linear) -> None:
         layer, _, note = _linear_backward(Linear, c)
         db = get_grad(layer, "bias", "Linear")
         expected = c.torch()[3]
-
-        def recognise(actual, c=c):
-            if matches(actual, c.dy.sum(axis=1)):
-                return BIAS_WRONG_AXIS
-            if c.dy.shape[0] > 1 and matches(actual, c.dy.mean(axis=0)):
-                return "bias gradient averaged over the batch instead of summed: dy.sum(axis=0)"
-            if actual.shape == c.dy.shape:
-                return "bias gradient not summed over the batch: db = dy.sum(axis=0)"
-            if actual.size == 1 and matches(actual.reshape(()), c.dy.sum()):
-                return "bias gradient summed over both axes: db = dy.sum(axis=0)"
-            return None
-
+        dy = c.dy
+        mistakes = {
+            BIAS_WRONG_AXIS: dy.sum(axis=1),
+            "bias gradient averaged over the batch instead of summed: dy.sum(axis=0)": (
+                dy.mean(axis=0) if dy.shape[0] > 1 else None
+            ),
+            "bias gradient not summed over the batch: db = dy.sum(axis=0)": Symptom(
+                lambda a, shape=dy.shape: a.shape == shape
+            ),
+            "bias gradient summed over both axes: db = dy.sum(axis=0)": Symptom(
+                lambda a, dy=dy: a.size == 1 and matches(a.reshape(()), dy.sum())
+            ),
+        }
         assert_close(
             db,
             expected,
             what="Linear.grads['bias']",
             case=c.case + note,
-            hint=_hint(
-                recognise, _fd(_param_forward(Linear, c, "bias"), c.bias, c.dy, "db", expected)
+            hint=mistakes,
+            note=fd_note(
+                _param_forward(Linear, c, "bias"), c.bias, c.dy, db, "db", expected=expected
             ),
         )
     _linear_twice(Linear, "bias", "linear_backward_bias")
@@ -524,23 +465,19 @@ def _linear_twice(Linear, name: str, part: str) -> None:
     expected, before = c.torch()[index], earlier.torch()[index]
     layer = _new_linear(Linear, c)
     for dy in (earlier.dy, c.dy):
-        note = _forward_for_cache("Linear", c.case, layer.forward, c.x)
+        note = forward_for_cache("Linear", c.case, layer.forward, c.x)
         student_call("Linear.backward", c.case + note, layer.backward, dy.copy())
     grad = get_grad(layer, name, "Linear")
-
-    def recognise(actual):
-        if matches(actual, expected + before):
-            return ACCUMULATED.format(name=name)
-        if matches(actual, before):
-            return "the second backward left the first call's gradient in grads"
-        return None
-
+    mistakes = {
+        ACCUMULATED.format(name=name): expected + before,
+        "the second backward left the first call's gradient in grads": before,
+    }
     assert_close(
         grad,
         expected,
         what=f"Linear.grads[{name!r}] after the second backward",
         case=c.case,
-        hint=recognise,
+        hint=mistakes,
     )
 
 
@@ -566,28 +503,34 @@ def _activation_cases(part: str, scale: float, extremes: tuple[float, ...] = ())
     return [(f"{label}: x {x.shape}", x, g.standard_normal(x.shape)) for label, x in cases]
 
 
-def _elementwise(layer_class, name: str, part: str, torch_fn, recognise_dx, scale, extremes=()):
-    """Forward and backward of an elementwise layer against torch, on each case."""
+_NOT_FINITE = {"the result has NaN or inf": Symptom(_not_finite)}
+
+
+def _elementwise(layer_class, name: str, part: str, torch_op, mistakes_of, scale, extremes=()):
+    """Forward and backward of an elementwise layer against ``torch_op`` (a function of
+    :mod:`grader.reference`), on each case. ``mistakes_of(x, dy, s)``: the recognised
+    mistakes of dx, ``s`` being torch's forward."""
     __tracebackhide__ = True
     cases = _activation_cases(part, scale, extremes)
     for case, x, dy in cases:
         layer = student_call(f"{name}()", case, layer_class)
-        y = _call_unchanging(f"{name}.forward", case, layer.forward, x)
-        xt = _tensor(x, True)
-        yt = torch_fn(xt)
-        yt.backward(_tensor(dy))
-        expected_y, expected_dx = yt.detach().numpy(), xt.grad.numpy()
-        assert_close(y, expected_y, what=f"{name}.forward output", case=case, hint=_finite_note)
+        y = call_unchanged(f"{name}.forward", case, layer.forward, x)
+        expected_y, expected_dx = torch_op(x, dy)
+        assert_close(y, expected_y, what=f"{name}.forward output", case=case, hint=_NOT_FINITE)
         dx = student_call(f"{name}.backward", case, layer.backward, dy.copy())
-        fresh = student_call(f"{name}()", case, layer_class)
         assert_close(
             dx,
             expected_dx,
             what=f"{name}.backward's dx",
             case=case,
-            hint=_hint(
-                lambda a, x=x, dy=dy, s=expected_y: recognise_dx(a, x, dy, s),
-                _fd(fresh.forward, x, dy, "dx", expected_dx),
+            hint=mistakes_of(x, dy, expected_y),
+            note=fd_note(
+                lambda case=case: student_call(f"{name}()", case, layer_class).forward,
+                x,
+                dy,
+                dx,
+                "dx",
+                expected=expected_dx,
             ),
             # A float32 forward makes dx float32-precise, whatever dtype dx has (s(1 - s)).
             float32=True if np.asarray(y).dtype == np.float32 else None,
@@ -599,34 +542,39 @@ def relu(ReLU) -> None:
     """``ReLU`` forward and backward against torch, including x == 0 exactly (gradient 0)."""
     __tracebackhide__ = True
 
-    def recognise(actual, x, dy, s):
-        at_zero = x == 0
-        if at_zero.any() and actual.shape == x.shape:
-            right_elsewhere = matches(actual[~at_zero], np.where(x > 0, dy, 0.0)[~at_zero])
-            if right_elsewhere and matches(actual[at_zero], dy[at_zero]):
-                return RELU_AT_ZERO
-        if matches(actual, (x > 0).astype(np.float64)):
-            return "returned the mask (the local derivative) without multiplying it by dy"
-        return None
+    def mistakes_of(x, dy, s):
+        return {
+            # Right everywhere but at x == 0, where dy passed.
+            RELU_AT_ZERO: np.where(x >= 0, dy, 0.0) if (x == 0).any() else None,
+            "returned the mask (the local derivative) without multiplying it by dy": (
+                (x > 0).astype(np.float64)
+            ),
+        }
 
-    _elementwise(ReLU, "ReLU", "relu", torch.relu, recognise, scale=1.0)
+    _elementwise(ReLU, "ReLU", "relu", reference.relu, mistakes_of, scale=1.0)
 
 
 def sigmoid(Sigmoid) -> None:
     """``Sigmoid`` forward and backward (dx = dy * s * (1 - s)) against torch."""
     __tracebackhide__ = True
 
-    def recognise(actual, x, dy, s):
-        if matches(actual, dy * s):
-            return SIGMOID_S
-        if matches(actual, dy * x * (1 - x)):
-            return "derivative evaluated at the input x; it is s * (1 - s) with s = sigmoid(x)"
-        if matches(actual, s * (1 - s)):
-            return "local derivative not multiplied by dy: dx = dy * s * (1 - s)"
-        return None
+    def mistakes_of(x, dy, s):
+        return {
+            SIGMOID_S: dy * s,
+            "derivative evaluated at the input x; it is s * (1 - s) with s = sigmoid(x)": (
+                dy * x * (1 - x)
+            ),
+            "local derivative not multiplied by dy: dx = dy * s * (1 - s)": s * (1 - s),
+        }
 
     _elementwise(
-        Sigmoid, "Sigmoid", "sigmoid", torch.sigmoid, recognise, 3.0, (-750.0, -40.0, 40.0, 750.0)
+        Sigmoid,
+        "Sigmoid",
+        "sigmoid",
+        reference.sigmoid,
+        mistakes_of,
+        3.0,
+        (-750.0, -40.0, 40.0, 750.0),
     )
 
 
@@ -638,15 +586,6 @@ def sigmoid(Sigmoid) -> None:
 def _np_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
-
-
-def _torch_softmax(z: np.ndarray, dy: np.ndarray | None = None):
-    zt = _tensor(z, True)
-    s = torch.softmax(zt, dim=-1)
-    if dy is None:
-        return s.detach().numpy(), None
-    s.backward(_tensor(dy))
-    return s.detach().numpy(), zt.grad.numpy()
 
 
 def _softmax_cases(part: str):
@@ -662,19 +601,19 @@ def _softmax_cases(part: str):
     return [(f"{label}: z {z.shape}", z, g.standard_normal(z.shape)) for label, z in cases]
 
 
-def _softmax_recognise(z: np.ndarray):
-    def recognise(actual):
-        if z.ndim >= 2 and z.shape[0] > 1 and matches(actual, _np_softmax(z, axis=0)):
-            return "softmax over axis 0 (the batch) instead of the last axis (each row)"
-        if z.ndim == 3 and matches(actual, _np_softmax(z, axis=1)):
-            return "softmax over axis 1; use axis=-1 so that any number of leading axes works"
-        if not np.all(np.isfinite(actual)):
-            return SOFTMAX_OVERFLOW
-        if actual.shape == z.shape and not matches(actual.sum(axis=-1), 1.0):
-            return "rows do not sum to 1: divide exp(z) by its sum over the last axis"
-        return None
-
-    return recognise
+def _softmax_mistakes(z: np.ndarray) -> dict:
+    return {
+        "softmax over axis 0 (the batch) instead of the last axis (each row)": (
+            (lambda: _np_softmax(z, axis=0)) if z.ndim >= 2 and z.shape[0] > 1 else None
+        ),
+        "softmax over axis 1; use axis=-1 so that any number of leading axes works": (
+            (lambda: _np_softmax(z, axis=1)) if z.ndim == 3 else None
+        ),
+        SOFTMAX_OVERFLOW: Symptom(_not_finite),
+        "rows do not sum to 1: divide exp(z) by its sum over the last axis": Symptom(
+            lambda a: a.shape == z.shape and not matches(a.sum(axis=-1), 1.0)
+        ),
+    }
 
 
 def softmax_forward(Softmax) -> None:
@@ -683,13 +622,13 @@ def softmax_forward(Softmax) -> None:
     cases = _softmax_cases("softmax_forward")
     for case, z, _ in cases:
         layer = student_call("Softmax()", case, Softmax)
-        s = _call_unchanging("Softmax.forward", case, layer.forward, z)
+        s = call_unchanged("Softmax.forward", case, layer.forward, z)
         assert_close(
             s,
-            _torch_softmax(z)[0],
+            reference.softmax(z)[0],
             what="Softmax.forward output",
             case=case,
-            hint=_softmax_recognise(z),
+            hint=_softmax_mistakes(z),
         )
     passed("Softmax forward", f"matches torch on {len(cases)} cases")
 
@@ -742,12 +681,6 @@ def _stable_or_fail(
             " (stable: it equals your result on the same logits shifted to moderate values, "
             "though that differs from torch; the moderate-logit test grades that)"
         )
-
-    def recognise(student):
-        if not np.all(np.isfinite(student)):
-            return overflow
-        return None
-
     assert_close(
         actual,
         expected,
@@ -755,7 +688,7 @@ def _stable_or_fail(
         case=case,
         atol=atol,
         rtol=rtol,
-        hint=recognise,
+        hint={overflow: Symptom(_not_finite)},
         float32=float32 or None,
     )
     return ""
@@ -787,7 +720,7 @@ def softmax_large_logits(Softmax) -> None:
 
         note = _stable_or_fail(
             s,
-            _torch_softmax(z)[0],
+            reference.softmax(z)[0],
             _own(own),
             what="Softmax.forward output",
             case=case,
@@ -824,7 +757,7 @@ def softmax_backward(Softmax) -> None:
         except GradingFailure as exc:
             case += f" [note: forward failed here ({_first_line(exc)}); its own test grades it]"
         tolerance = LARGE_LOGITS_FLOAT32 if is_large and float32 else {}
-        s, expected = _torch_softmax(z, dy)
+        s, expected = reference.softmax(z, dy)
         if is_large and s_student is not None and not np.all(np.isfinite(s_student)):
             notes.add(
                 " (not graded at large logits where your forward is not finite; "
@@ -846,28 +779,32 @@ def softmax_backward(Softmax) -> None:
                 "s * (dy - sum(dy * s)) with your forward's s)"
             )
         dx = student_call("Softmax.backward", case, layer.backward, dy.copy())
-
-        def recognise(actual, s=s, dy=dy, is_large=is_large):
-            if is_large and not np.all(np.isfinite(actual)):
-                return SOFTMAX_BACKWARD_OVERFLOW
-            if matches(actual, dy * s * (1 - s)):
-                return (
-                    "only the diagonal of the Jacobian, s(1 - s): every output depends on every "
-                    "input, dz = J^T dy = s * (dy - sum(dy * s, axis=-1, keepdims=True))"
-                )
-            if s.ndim >= 2 and s.shape[0] > 1:
-                across_batch = s * (dy - np.sum(dy * s, axis=0, keepdims=True))
-                if matches(actual, across_batch):
-                    return "sum(dy * s) taken over axis 0; it runs over each row (axis=-1)"
-            return None
-
-        fresh = student_call("Softmax()", case, Softmax)
+        mistakes = {
+            SOFTMAX_BACKWARD_OVERFLOW: Symptom(_not_finite) if is_large else None,
+            "only the diagonal of the Jacobian, s(1 - s): every output depends on every "
+            "input, dz = J^T dy = s * (dy - sum(dy * s, axis=-1, keepdims=True))": (
+                dy * s * (1 - s)
+            ),
+            "sum(dy * s) taken over axis 0; it runs over each row (axis=-1)": (
+                s * (dy - np.sum(dy * s, axis=0, keepdims=True))
+                if s.ndim >= 2 and s.shape[0] > 1
+                else None
+            ),
+        }
         assert_close(
             dx,
             expected,
             what="Softmax.backward's dz",
             case=case,
-            hint=_hint(recognise, _fd(fresh.forward, z, dy, "dz", expected)),
+            hint=mistakes,
+            note=fd_note(
+                lambda case=case: student_call("Softmax()", case, Softmax).forward,
+                z,
+                dy,
+                dx,
+                "dz",
+                expected=expected,
+            ),
             float32=float32 or None,
             **tolerance,
         )
@@ -890,24 +827,23 @@ def softmax_jacobian(softmax_jacobian) -> None:
         ("spread logits (tiny probabilities), K = 6", g.standard_normal(6) * 6),
     ]
     for label, z in logits:
-        s = torch.softmax(_tensor(z), dim=0).numpy()
+        s = reference.softmax(z)[0]
         case = f"{label}: s = softmax(z), s {s.shape}"
-        jacobian = torch.autograd.functional.jacobian(lambda t: torch.softmax(t, dim=0), _tensor(z))
-        result = _call_unchanging("softmax_jacobian", case, softmax_jacobian, s.copy())
-
-        def recognise(actual, s=s):
-            if matches(actual, np.diag(s)):
-                return "returned diag(s); the Jacobian is diag(s) - s s^T (off-diagonal -s_i s_j)"
-            if matches(actual, np.diag(s * (1 - s))):
-                return "only the diagonal s_i (1 - s_i); the off-diagonal entries are -s_i s_j"
-            if matches(actual, np.outer(s, s) - np.diag(s)):
-                return "sign flipped: J = diag(s) - s s^T"
-            if matches(actual, -np.outer(s, s)):
-                return "missing diag(s): J = diag(s) - s s^T"
-            return None
-
+        result = call_unchanged("softmax_jacobian", case, softmax_jacobian, s.copy())
+        mistakes = {
+            "returned diag(s); the Jacobian is diag(s) - s s^T (off-diagonal -s_i s_j)": np.diag(s),
+            "only the diagonal s_i (1 - s_i); the off-diagonal entries are -s_i s_j": np.diag(
+                s * (1 - s)
+            ),
+            "sign flipped: J = diag(s) - s s^T": np.outer(s, s) - np.diag(s),
+            "missing diag(s): J = diag(s) - s s^T": -np.outer(s, s),
+        }
         assert_close(
-            result, jacobian.numpy(), what="softmax_jacobian(s)", case=case, hint=recognise
+            result,
+            reference.softmax_jacobian(z),
+            what="softmax_jacobian(s)",
+            case=case,
+            hint=mistakes,
         )
     passed("softmax_jacobian", f"matches torch's Jacobian of softmax on {len(logits)} cases")
 
@@ -935,13 +871,6 @@ def _mse_cases(part: str):
     return out
 
 
-def _torch_mse(pred, target):
-    pt = _tensor(pred, True)
-    loss = F.mse_loss(pt, _tensor(target))
-    loss.backward()
-    return float(loss.detach()), pt.grad.numpy()
-
-
 def mse_forward(MSELoss) -> None:
     """``MSELoss.forward`` against ``F.mse_loss`` (mean over all elements)."""
     __tracebackhide__ = True
@@ -949,34 +878,33 @@ def mse_forward(MSELoss) -> None:
     for case, pred, target in cases:
         loss = student_call("MSELoss()", case, MSELoss)
         value = _scalar(
-            _call_unchanging("MSELoss.forward", case, loss.forward, pred, target),
+            call_unchanged("MSELoss.forward", case, loss.forward, pred, target),
             "MSELoss.forward",
             case,
         )
-        expected = _torch_mse(pred, target)[0]
+        expected = reference.mse_loss(pred, target)[0]
         size = pred.size
         per_sample = size // pred.shape[0]
-
-        def recognise(actual, expected=expected, size=size, per_sample=per_sample):
-            how = "MSELoss takes the mean over all N * D elements"
-            if size > 1 and matches(actual, expected * size):
-                return LOSS_SUMMED.format(factor=f"N * D = {size}", how=how)
-            if size > 1 and matches(actual, expected * size / 2):
-                return "1/2 * sum of squares (the article's convention): " + how
-            if per_sample > 1 and matches(actual, expected * per_sample):
-                return f"averaged over the batch only (result {per_sample} times too large): " + how
-            if matches(actual, expected / 2):
-                return "an extra factor 1/2: torch's MSELoss is the plain mean of squares"
-            if matches(actual, np.sqrt(expected)):
-                return "square root taken (RMSE): MSELoss is the mean of squares"
-            return None
-
+        how = "MSELoss takes the mean over all N * D elements"
+        mistakes = {
+            LOSS_SUMMED.format(factor=f"N * D = {size}", how=how): (
+                expected * size if size > 1 else None
+            ),
+            "1/2 * sum of squares (the article's convention): " + how: (
+                expected * size / 2 if size > 1 else None
+            ),
+            f"averaged over the batch only (result {per_sample} times too large): " + how: (
+                expected * per_sample if per_sample > 1 else None
+            ),
+            "an extra factor 1/2: torch's MSELoss is the plain mean of squares": expected / 2,
+            "square root taken (RMSE): MSELoss is the mean of squares": np.sqrt(expected),
+        }
         assert_close(
             value,
             expected,
             what="MSELoss.forward value",
             case=case,
-            hint=recognise,
+            hint=mistakes,
             atol=LOSS_ATOL,
         )
     passed("MSELoss forward", f"matches torch on {len(cases)} cases")
@@ -988,31 +916,31 @@ def mse_backward(MSELoss) -> None:
     cases = _mse_cases("mse_backward")
     for case, pred, target in cases:
         loss = student_call("MSELoss()", case, MSELoss)
-        note = _forward_for_cache("MSELoss", case, loss.forward, pred, target)
+        note = forward_for_cache("MSELoss", case, loss.forward, pred, target)
         grad = student_call("MSELoss.backward", case + note, loss.backward)
-        expected = _torch_mse(pred, target)[1]
+        expected = reference.mse_loss(pred, target)[1]
         diff = pred - target
+        mistakes = {
+            GRAD_NOT_DIVIDED.format(n=f"the number of elements N * D = {diff.size}"): (
+                2 * diff if diff.size > 1 else None
+            ),
+            "missing the factor 2: d/dp (p - t)^2 = 2 (p - t)": diff / diff.size,
+            "sign flipped: the gradient is 2 (pred - target) / (N * D)": -expected,
+            "divided by the batch size only: the mean runs over all N * D elements": (
+                2 * diff / diff.shape[0] if diff.ndim > 1 and diff.shape[1] > 1 else None
+            ),
+        }
 
-        def recognise(actual, diff=diff, expected=expected):
-            if diff.size > 1 and matches(actual, 2 * diff):
-                return GRAD_NOT_DIVIDED.format(n=f"the number of elements N * D = {diff.size}")
-            if matches(actual, diff / diff.size):
-                return "missing the factor 2: d/dp (p - t)^2 = 2 (p - t)"
-            if matches(actual, -expected):
-                return "sign flipped: the gradient is 2 (pred - target) / (N * D)"
-            if diff.ndim > 1 and diff.shape[1] > 1 and matches(actual, 2 * diff / diff.shape[0]):
-                return "divided by the batch size only: the mean runs over all N * D elements"
-            return None
-
-        def own_forward(p, loss=loss, target=target):
-            return loss.forward(p, target)
+        def own_forward(loss=loss, target=target):
+            return lambda p: loss.forward(p, target)
 
         assert_close(
             grad,
             expected,
             what="MSELoss.backward() gradient",
             case=case + note,
-            hint=_hint(recognise, _fd(own_forward, pred, np.ones(()), "gradient")),
+            hint=mistakes,
+            note=fd_note(own_forward, pred, np.ones(()), grad, "gradient"),
         )
     passed("MSELoss backward", f"matches torch autograd on {len(cases)} cases")
 
@@ -1035,46 +963,31 @@ def _ce_cases(part: str):
     return out
 
 
-def _torch_ce(logits, target):
-    lt = _tensor(logits, True)
-    loss = F.cross_entropy(lt, torch.tensor(np.asarray(target), dtype=torch.long))
-    loss.backward()
-    return float(loss.detach()), lt.grad.numpy()
+def _ce_value_mistakes(logits, expected) -> dict:
+    n = logits.shape[0]
+    return {
+        LOSS_SUMMED.format(factor=f"N = {n}", how="CrossEntropyLoss averages over the batch"): (
+            expected * n if n > 1 else None
+        ),
+        "sign flipped: the loss is -log softmax(z)[target]": -expected,
+        CE_OVERFLOW: Symptom(_not_finite),
+    }
 
 
-def _ce_recognise_value(logits, target, expected):
-    def recognise(actual):
-        n = logits.shape[0]
-        if n > 1 and matches(actual, expected * n):
-            return LOSS_SUMMED.format(
-                factor=f"N = {n}", how="CrossEntropyLoss averages over the batch"
-            )
-        if matches(actual, -expected):
-            return "sign flipped: the loss is -log softmax(z)[target]"
-        if not np.all(np.isfinite(actual)):
-            return CE_OVERFLOW
-        return None
-
-    return recognise
-
-
-def _ce_recognise_grad(logits, target, expected):
-    def recognise(actual):
-        n = logits.shape[0]
-        probs = _np_softmax(logits)
-        if n > 1 and matches(actual, expected * n):
-            return GRAD_NOT_DIVIDED.format(n=f"N = {n}, the batch size")
-        if matches(actual, -expected):
-            return "sign flipped: the gradient is (softmax(z) - onehot(target)) / N"
-        if matches(actual, probs / n) or matches(actual, probs):
-            return "the one-hot target was not subtracted: (softmax(z) - onehot(target)) / N"
-        if matches(actual, expected / logits.shape[1]):
-            return "divided by N * K; only the batch is averaged, the gradient is /N"
-        if not np.all(np.isfinite(actual)):
-            return CE_OVERFLOW
-        return None
-
-    return recognise
+def _ce_grad_mistakes(logits, expected) -> dict:
+    n = logits.shape[0]
+    probs = _np_softmax(logits)
+    return {
+        GRAD_NOT_DIVIDED.format(n=f"N = {n}, the batch size"): expected * n if n > 1 else None,
+        "sign flipped: the gradient is (softmax(z) - onehot(target)) / N": -expected,
+        "the one-hot target was not subtracted: (softmax(z) - onehot(target)) / N": any_of(
+            probs / n, probs
+        ),
+        "divided by N * K; only the batch is averaged, the gradient is /N": (
+            expected / logits.shape[1]
+        ),
+        CE_OVERFLOW: Symptom(_not_finite),
+    }
 
 
 def cross_entropy_forward(CrossEntropyLoss) -> None:
@@ -1084,17 +997,17 @@ def cross_entropy_forward(CrossEntropyLoss) -> None:
     for case, logits, target in cases:
         loss = student_call("CrossEntropyLoss()", case, CrossEntropyLoss)
         value = _scalar(
-            _call_unchanging("CrossEntropyLoss.forward", case, loss.forward, logits, target),
+            call_unchanged("CrossEntropyLoss.forward", case, loss.forward, logits, target),
             "CrossEntropyLoss.forward",
             case,
         )
-        expected = _torch_ce(logits, target)[0]
+        expected = reference.cross_entropy(logits, target)[0]
         assert_close(
             value,
             expected,
             what="CrossEntropyLoss.forward value",
             case=case,
-            hint=_ce_recognise_value(logits, target, expected),
+            hint=_ce_value_mistakes(logits, expected),
             atol=LOSS_ATOL,
         )
     passed("CrossEntropyLoss forward", f"matches torch on {len(cases)} cases")
@@ -1106,22 +1019,20 @@ def cross_entropy_backward(CrossEntropyLoss) -> None:
     cases = _ce_cases("cross_entropy_backward")
     for case, logits, target in cases:
         loss = student_call("CrossEntropyLoss()", case, CrossEntropyLoss)
-        note = _forward_for_cache("CrossEntropyLoss", case, loss.forward, logits, target)
+        note = forward_for_cache("CrossEntropyLoss", case, loss.forward, logits, target)
         grad = student_call("CrossEntropyLoss.backward", case + note, loss.backward)
-        expected = _torch_ce(logits, target)[1]
+        expected = reference.cross_entropy(logits, target)[1]
 
-        def own_forward(z, loss=loss, target=target):
-            return loss.forward(z, target)
+        def own_forward(loss=loss, target=target):
+            return lambda z: loss.forward(z, target)
 
         assert_close(
             grad,
             expected,
             what="CrossEntropyLoss.backward() gradient",
             case=case + note,
-            hint=_hint(
-                _ce_recognise_grad(logits, target, expected),
-                _fd(own_forward, logits, np.ones(()), "gradient"),
-            ),
+            hint=_ce_grad_mistakes(logits, expected),
+            note=fd_note(own_forward, logits, np.ones(()), grad, "gradient"),
         )
     passed("CrossEntropyLoss backward", f"matches torch autograd on {len(cases)} cases")
 
@@ -1138,7 +1049,7 @@ def cross_entropy_large_logits(CrossEntropyLoss) -> None:
         if label.startswith(("rows spanning", "batch of 1")):
             target = np.zeros(z.shape[0], dtype=np.int64)  # far below each row's max
         case = f"{label}: logits {z.shape}, targets {target.tolist()}"
-        expected_value, expected_grad = _torch_ce(z, target)
+        expected_value, expected_grad = reference.cross_entropy(z, target)
         shifted = z - z.max()
 
         loss = student_call("CrossEntropyLoss()", case, CrossEntropyLoss)
@@ -1196,38 +1107,14 @@ def cross_entropy_large_logits(CrossEntropyLoss) -> None:
 # Gradient checking: the student's own numerical_gradient and relative_error
 # ---------------------------------------------------------------------------------------------
 
-# The scalar functions numerical_gradient is graded on. They are compiled outside this
-# module so that the delegation guard (which forbids grader's own code) lets the student's
-# function call them; each has a torch twin for the autograd reference.
-_FUNCTIONS_SOURCE = """
-import numpy as np
-
-def cube_sum(x):
-    return np.sum(x ** 3)
-
-def sin_times_x(x):
-    return np.sum(np.sin(x) * x)
-
-def log_sum_exp(x):
-    m = np.max(x)
-    return m + np.log(np.sum(np.exp(x - m)))
-"""
-_FUNCTIONS: dict = {"__name__": "a2_fc_losses_graded_functions"}
-exec(compile(_FUNCTIONS_SOURCE, "<a2_fc_losses graded functions>", "exec"), _FUNCTIONS)
-for _name in ("cube_sum", "sin_times_x", "log_sum_exp"):
-    callable_by_students(_FUNCTIONS[_name])
-
-_TORCH_TWINS = {
-    "cube_sum": lambda t: torch.sum(t**3),
-    "sin_times_x": lambda t: torch.sum(torch.sin(t) * t),
-    "log_sum_exp": lambda t: torch.logsumexp(t.reshape(-1), dim=0),
+# The scalar functions numerical_gradient is graded on, by name: the student's function
+# calls them, so they live outside grader (grader/checks/fixtures); their autograd
+# gradients come from grader.reference.scalar_gradient.
+_GRADED_FUNCTIONS = fixtures.load("graded_functions")
+_FUNCTIONS = {
+    name: callable_by_students(getattr(_GRADED_FUNCTIONS, name))
+    for name in _GRADED_FUNCTIONS.__all__
 }
-
-
-def _autograd(name: str, x: np.ndarray) -> np.ndarray:
-    xt = _tensor(x, True)
-    _TORCH_TWINS[name](xt).backward()
-    return xt.grad.numpy()
 
 
 def _forward_difference(f, x: np.ndarray, h: float) -> np.ndarray:
@@ -1286,24 +1173,24 @@ def numerical_gradient(numerical_gradient) -> None:
                 f"  Likely mistake: {NOT_RESTORED}"
             )
         if h is None:
-            expected, step, atol, rtol = _autograd(name, before), 1e-5, 1e-7, 1e-6
+            expected, step, atol, rtol = reference.scalar_gradient(name, before), 1e-5, 1e-7, 1e-6
         else:
             expected, step, atol, rtol = 3 * before**2 + h**2, h, 1e-9, 1e-7
-
-        def recognise(actual, f=f, before=before, step=step, expected=expected, strided=strided):
-            if matches(actual, _forward_difference(f, before, step), atol=1e-9, rtol=1e-7):
-                return (
-                    "one-sided difference (f(x + h) - f(x)) / h, error O(h); use centred "
-                    "differences (f(x + h) - f(x - h)) / (2h), error O(h^2)"
-                )
-            if matches(actual, 2 * expected, atol=1e-6, rtol=1e-5):
-                return "divided by h instead of 2h: the two points are 2h apart"
-            if matches(actual, expected / 2, atol=1e-6, rtol=1e-5):
-                return "divided by 4h (or by 2h twice): the centred difference is / (2h)"
-            if strided and np.allclose(actual, 0):
-                return FLAT_COPY
-            return None
-
+        mistakes = {
+            "one-sided difference (f(x + h) - f(x)) / h, error O(h); use centred differences "
+            "(f(x + h) - f(x - h)) / (2h), error O(h^2)": near(
+                lambda f=f, before=before, step=step: _forward_difference(f, before, step),
+                atol=1e-9,
+                rtol=1e-7,
+            ),
+            "divided by h instead of 2h: the two points are 2h apart": near(
+                2 * expected, atol=1e-6, rtol=1e-5
+            ),
+            "divided by 4h (or by 2h twice): the centred difference is / (2h)": near(
+                expected / 2, atol=1e-6, rtol=1e-5
+            ),
+            FLAT_COPY: Symptom(lambda a: np.allclose(a, 0)) if strided else None,
+        }
         assert_close(
             result,
             expected,
@@ -1311,7 +1198,7 @@ def numerical_gradient(numerical_gradient) -> None:
             case=case,
             atol=atol,
             rtol=rtol,
-            hint=recognise,
+            hint=mistakes,
             reference="torch autograd" if h is None else "the exact centred difference",
         )
     passed("numerical_gradient", f"right on {len(cases)} functions, x left unchanged")
@@ -1342,35 +1229,34 @@ def relative_error(relative_error) -> None:
         value = _scalar(result, "relative_error", case)
         expected = reference_relative_error(x, y)
         diff, scale = np.abs(x - y), np.maximum(np.abs(x), np.abs(y))
-
-        def recognise(actual, x=x, y=y, diff=diff, scale=scale):
-            if np.isnan(actual):
-                return "0 / 0 where both values are 0: count those elements as 0 error"
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
-                by_a = np.where(x != 0, diff / np.where(x != 0, np.abs(x), 1), 0.0)
-                by_sum = np.where(
-                    scale > 0, diff / np.where(scale > 0, np.abs(x) + np.abs(y), 1), 0
-                )
-            if np.size(ratio) > 1 and matches(actual, np.mean(ratio)):
-                return "returned the mean; the check reports the largest relative error"
-            single = reference_relative_error(
-                np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
-            )
-            if matches(actual, single, rtol=1e-4):
-                return RELATIVE_ERROR_FLOAT32
-            if matches(actual, np.max(by_sum)):
-                return "divided by |a| + |b|; this course's definition divides by max(|a|, |b|)"
-            if matches(actual, np.max(by_a)):
-                return "divided by |a| only; divide by max(|a|, |b|)"
-            return None
-
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
+            by_a = np.where(x != 0, diff / np.where(x != 0, np.abs(x), 1), 0.0)
+            by_sum = np.where(scale > 0, diff / np.where(scale > 0, np.abs(x) + np.abs(y), 1), 0)
+        mistakes = {
+            "0 / 0 where both values are 0: count those elements as 0 error": Symptom(
+                lambda a: bool(np.isnan(a))
+            ),
+            "returned the mean; the check reports the largest relative error": (
+                np.mean(ratio) if np.size(ratio) > 1 else None
+            ),
+            RELATIVE_ERROR_FLOAT32: near(
+                lambda x=x, y=y: reference_relative_error(
+                    np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)
+                ),
+                rtol=1e-4,
+            ),
+            "divided by |a| + |b|; this course's definition divides by max(|a|, |b|)": np.max(
+                by_sum
+            ),
+            "divided by |a| only; divide by max(|a|, |b|)": np.max(by_a),
+        }
         assert_close(
             value,
             expected,
             what="relative_error(a, b)",
             case=case,
-            hint=recognise,
+            hint=mistakes,
             reference="max |a - b| / max(|a|, |b|)",
         )
     passed("relative_error", f"right on {len(cases)} cases")

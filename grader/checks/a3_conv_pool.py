@@ -25,8 +25,9 @@ references come from torch (``grader.reference``), gradients from autograd.
 One mistake costs one cell:
 
 - A backward check runs the student's forward only so that the layer caches what backward
-  needs (:func:`_forward_for_cache`): on a copy of the check's x (an in-place change is the
-  forward cell's to grade), again on a contiguous copy if it raises on a non-contiguous x,
+  needs (:func:`harness.forward_for_cache`): on a copy of the check's x (an in-place change
+  is the forward cell's to grade), again on a contiguous copy if it raises on a
+  non-contiguous x,
   and if it still raises, backward runs on whatever the layer cached before the error (the
   case in any message says so). Neither the forward's output nor its failure is graded there.
 - Backward checks set their own parameters and feed their own ``dy``. The dweight and dbias
@@ -55,6 +56,7 @@ One mistake costs one cell:
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,9 +66,13 @@ import numpy as np
 from grader import reference
 from grader.checks.harness import (
     GradingFailure,
+    Symptom,
+    any_of,
     assert_close,
+    call_unchanged,
     copy_layout,
-    finite_difference_note,
+    fd_note,
+    forward_for_cache,
     get_grad,
     matches,
     non_contiguous,
@@ -138,64 +144,12 @@ def _pair(value) -> tuple[int, int]:
 def _forward(layer, what: str, case: str, x: np.ndarray):
     """``layer.forward(x)``, graded: failing if the student's forward writes into ``x``."""
     __tracebackhide__ = True
-    before = x.copy()
-    y = student_call(f"{what}.forward", case, layer.forward, x)
-    if not np.array_equal(x, before):
-        raise GradingFailure(
-            f"{what}.forward changed its input x in place; a layer must leave x as it is "
-            f"(copy it first if you need to modify it)\n  case: {case}"
-        )
-    return y
-
-
-def _forward_for_cache(layer, what: str, case: str, x: np.ndarray) -> str:
-    """Run forward only so that ``layer`` caches what backward needs; a note for the case.
-
-    Nothing of the forward is graded here. It gets a copy of ``x`` with the same layout; if
-    it raises on a non-contiguous ``x`` it runs again on a contiguous copy; if it still
-    raises, backward runs on whatever the layer cached before the error. Returns ``""`` or a
-    note saying what happened, to add to the case in messages.
-    """
-    __tracebackhide__ = True
-    try:
-        student_call(f"{what}.forward", case, layer.forward, copy_layout(x))
-        return ""
-    except GradingFailure as failure:
-        first = str(failure).splitlines()[0]
-    if not x.flags.c_contiguous:
-        try:
-            student_call(f"{what}.forward", case, layer.forward, np.ascontiguousarray(x))
-        except GradingFailure:
-            pass
-        else:
-            return (
-                f" [note: your forward failed on this non-contiguous x ({first}), so backward "
-                "ran after a forward on a contiguous copy; the forward's own test grades it]"
-            )
-    return (
-        f" [note: forward raised here ({first}); this test grades backward only, so backward "
-        "ran on what forward had cached before the error]"
-    )
+    return call_unchanged(f"{what}.forward", case, layer.forward, x, names=("x",))
 
 
 def _backward(layer, what: str, case: str, dy: np.ndarray):
     __tracebackhide__ = True
     return student_call(f"{what}.backward", case, layer.backward, dy.copy())
-
-
-def _with_note(check: Callable[[], object], note: Callable[[], str]):
-    """Run an ``assert_close``; on failure add the finite-difference sentence ``note()``."""
-    __tracebackhide__ = True
-    try:
-        return check()
-    except GradingFailure as failure:
-        try:
-            sentence = note()
-        except GradingFailure:  # the layer could not even be rebuilt: say nothing more
-            sentence = ""
-        if not sentence:
-            raise
-        raise GradingFailure(f"{failure}\n  Finite differences: {sentence}.") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,83 +244,73 @@ def _output_size_note(case: ConvCase, expected_shape) -> str:
     )
 
 
-def _conv_forward_hint(case: ConvCase, data: ConvData) -> Callable[[np.ndarray], str | None]:
-    """Recognise a flipped kernel, one-sided padding, a missing bias or ignored padding."""
+def _conv_forward_mistakes(case: ConvCase, data: ConvData) -> dict:
+    """A flipped kernel, one-sided padding, a missing bias, ignored padding, a wrong size."""
     x = np.ascontiguousarray(data.x)
     ph, pw = _pair(case.padding)
     options = case.options()
 
     def torch_of(x_, weight, bias, **changes):
-        return reference.conv2d(x_, weight, bias, **{**options, **changes})[0]
+        return lambda: reference.conv2d(x_, weight, bias, **{**options, **changes})[0]
 
-    def one_sided(actual):
-        if ph == 0 and pw == 0:
-            return None
-        for top, bottom, left, right in (
-            (0, 2 * ph, 0, 2 * pw),
-            (2 * ph, 0, 2 * pw, 0),
-            (0, ph, 0, pw),
-            (ph, 0, pw, 0),
-        ):
-            padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-            if matches(actual, torch_of(padded, data.weight, data.bias, padding=0)):
-                return ONE_SIDED
-        return None
+    def padded(top, bottom, left, right):
+        x_ = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        return torch_of(x_, data.weight, data.bias, padding=0)
 
-    def hint(actual):
-        if matches(actual, torch_of(x, _flip(data.weight), data.bias)):
-            return FLIPPED
-        found = one_sided(actual)
-        if found:
-            return found
-        if data.bias is not None and matches(actual, torch_of(x, data.weight, None)):
-            return "bias not added: y[n, g] gets + b[g] at every position"
-        if (ph or pw) and matches(actual, torch_of(x, data.weight, data.bias, padding=0)):
-            return "padding ignored: pad x with p zeros on each side before sliding the kernel"
-        if actual.shape != data.y.shape:
-            return _output_size_note(case, data.y.shape)
-        return None
-
-    return hint
+    sides = ((0, 2 * ph, 0, 2 * pw), (2 * ph, 0, 2 * pw, 0), (0, ph, 0, pw), (ph, 0, pw, 0))
+    return {
+        FLIPPED: torch_of(x, _flip(data.weight), data.bias),
+        ONE_SIDED: any_of(*(padded(*p) for p in sides)) if ph or pw else None,
+        "bias not added: y[n, g] gets + b[g] at every position": (
+            torch_of(x, data.weight, None) if data.bias is not None else None
+        ),
+        "padding ignored: pad x with p zeros on each side before sliding the kernel": (
+            torch_of(x, data.weight, data.bias, padding=0) if ph or pw else None
+        ),
+        _output_size_note(case, data.y.shape): Symptom(lambda a: a.shape != data.y.shape),
+    }
 
 
 def _conv_run(Conv2d, case: ConvCase, data: ConvData):
     """Build the layer, run forward (for its cache only) and backward on the check's dy.
 
-    Returns ``(layer, dx, note)``; ``note`` says if forward failed (see :func:`_forward_for_cache`).
+    Returns ``(layer, dx, note)``; ``note`` says if forward failed
+    (:func:`harness.forward_for_cache`).
     """
     __tracebackhide__ = True
     layer = _conv_layer(Conv2d, case, data)
-    note = _forward_for_cache(layer, "Conv2d", str(case), data.x)
+    note = forward_for_cache("Conv2d", str(case), layer.forward, data.x)
     dx = _backward(layer, "Conv2d", str(case) + note, data.dy)
     return layer, dx, note
 
 
 def _dx_note(Conv2d, case: ConvCase, data: ConvData, dx) -> Callable[[], str]:
-    def note() -> str:
-        layer = _conv_layer(Conv2d, case, data)
-        return finite_difference_note(
-            layer.forward, np.ascontiguousarray(data.x), data.dy, dx, "dL/dx", expected=data.dx
-        )
-
-    return note
+    """``assert_close``'s note for dL/dx: finite differences of a fresh layer's forward."""
+    return fd_note(
+        lambda: _conv_layer(Conv2d, case, data).forward,
+        np.ascontiguousarray(data.x),
+        data.dy,
+        dx,
+        "dL/dx",
+        expected=data.dx,
+    )
 
 
 def _param_note(Conv2d, case: ConvCase, data: ConvData, name: str, grad) -> Callable[[], str]:
-    def note() -> str:
+    """``assert_close``'s note for dL/d``name``: finite differences in that parameter."""
+
+    def build():
         layer = _conv_layer(Conv2d, case, data)
 
         def forward(value):
             layer.params[name] = value
             return layer.forward(data.x)
 
-        start = data.weight if name == "weight" else data.bias
-        expected = data.dweight if name == "weight" else data.dbias
-        return finite_difference_note(
-            forward, start.copy(), data.dy, grad, f"dL/d{name}", expected=expected
-        )
+        return forward
 
-    return note
+    start = data.weight if name == "weight" else data.bias
+    expected = data.dweight if name == "weight" else data.dbias
+    return fd_note(build, start.copy(), data.dy, grad, f"dL/d{name}", expected=expected)
 
 
 # The base part: stride 1, dilation 1, odd kernels, zero padding. Edge cases: batch of 1,
@@ -402,13 +346,28 @@ def conv2d_forward(Conv2d) -> None:
             data.y,
             what="Conv2d.forward(x)",
             case=str(case),
-            hint=_conv_forward_hint(case, data),
+            hint=_conv_forward_mistakes(case, data),
         )
     passed(
         "Conv2d forward",
         f"matches torch on {len(BASE_CASES)} cases (batch of 1, one channel, 1x1 to 5x5 "
         "kernels, padding 0 to 2, non-square and non-contiguous input, no bias)",
     )
+
+
+def _dx_mistakes(case: ConvCase, data: ConvData) -> dict:
+    """dL/dx of the unrotated kernel, or of the padded input (not cropped)."""
+
+    def unrotated():
+        x = np.ascontiguousarray(data.x)
+        return reference.conv2d(x, _flip(data.weight), data.bias, data.dy, **case.options())[1]
+
+    return {
+        "kernel not rotated: dL/dx is the full cross-correlation of dy with the kernel "
+        "rotated by 180 degrees (and in/out channels swapped)": unrotated,
+        f"dL/dx has the shape of x, {data.dx.shape}: crop the padding off the gradient of "
+        "the padded input": Symptom(lambda a: a.shape != data.dx.shape),
+    }
 
 
 def conv2d_backward_input(Conv2d) -> None:
@@ -418,28 +377,13 @@ def conv2d_backward_input(Conv2d) -> None:
     for case in BACKWARD_CASES:
         data = _conv_data(case, gen)
         _, dx, note = _conv_run(Conv2d, case, data)
-
-        def hint(actual, data=data, case=case):
-            x = np.ascontiguousarray(data.x)
-            options = case.options()
-            flipped = reference.conv2d(x, _flip(data.weight), data.bias, data.dy, **options)[1]
-            if matches(actual, flipped):
-                return (
-                    "kernel not rotated: dL/dx is the full cross-correlation of dy with the "
-                    "kernel rotated by 180 degrees (and in/out channels swapped)"
-                )
-            if actual.shape != data.dx.shape:
-                return (
-                    f"dL/dx has the shape of x, {data.dx.shape}: crop the padding off the "
-                    "gradient of the padded input"
-                )
-            return None
-
-        _with_note(
-            lambda dx=dx, data=data, case=case, hint=hint, note=note: assert_close(
-                dx, data.dx, what="Conv2d.backward(dy) (dL/dx)", case=str(case) + note, hint=hint
-            ),
-            _dx_note(Conv2d, case, data, dx),
+        assert_close(
+            dx,
+            data.dx,
+            what="Conv2d.backward(dy) (dL/dx)",
+            case=str(case) + note,
+            hint=_dx_mistakes(case, data),
+            note=_dx_note(Conv2d, case, data, dx),
         )
     passed("Conv2d dL/dx", f"matches torch autograd on {len(BACKWARD_CASES)} cases")
 
@@ -453,6 +397,29 @@ def _per_sample_dweight(case: ConvCase, data: ConvData) -> list[np.ndarray]:
     ]
 
 
+def _dweight_mistakes(case: ConvCase, data: ConvData) -> dict:
+    """dL/dweight not summed over the batch (one sample's, the mean, a batch axis), rotated."""
+    # The per-sample gradients: computed once, and only if the comparison fails.
+    samples = functools.cache(lambda: _per_sample_dweight(case, data))
+    batched = case.n > 1
+    return {
+        NOT_SUMMED + " (yours is the last sample's gradient alone)": (
+            (lambda: samples()[-1]) if batched else None
+        ),
+        NOT_SUMMED + " (yours is the first sample's gradient alone)": (
+            (lambda: samples()[0]) if batched else None
+        ),
+        NOT_SUMMED + " (yours is their mean: the loss already divides by N)": (
+            data.dweight / case.n if batched else None
+        ),
+        NOT_SUMMED + " (yours keeps a batch axis)": (
+            (lambda: np.stack(samples())) if batched else None
+        ),
+        "weight gradient rotated by 180 degrees: dL/dK[g, c, i, j] = sum over n, h, w of "
+        "dy[n, g, h, w] * x_pad[n, c, h + i, w + j]": _flip(data.dweight),
+    }
+
+
 def conv2d_backward_weight(Conv2d) -> None:
     """dL/dweight of Conv2d against autograd, for the check's own weight, bias and dy."""
     __tracebackhide__ = True
@@ -461,34 +428,13 @@ def conv2d_backward_weight(Conv2d) -> None:
         data = _conv_data(case, gen)
         layer, _, note = _conv_run(Conv2d, case, data)
         dweight = get_grad(layer, "weight", "Conv2d")
-
-        def hint(actual, case=case, data=data):
-            samples = _per_sample_dweight(case, data)
-            if case.n > 1:
-                if matches(actual, samples[-1]):
-                    return NOT_SUMMED + " (yours is the last sample's gradient alone)"
-                if matches(actual, samples[0]):
-                    return NOT_SUMMED + " (yours is the first sample's gradient alone)"
-                if matches(actual, data.dweight / case.n):
-                    return NOT_SUMMED + " (yours is their mean: the loss already divides by N)"
-                if matches(actual, np.stack(samples)):
-                    return NOT_SUMMED + " (yours keeps a batch axis)"
-            if matches(actual, _flip(data.dweight)):
-                return (
-                    "weight gradient rotated by 180 degrees: dL/dK[g, c, i, j] = sum over n, h, w "
-                    "of dy[n, g, h, w] * x_pad[n, c, h + i, w + j]"
-                )
-            return None
-
-        _with_note(
-            lambda dweight=dweight, data=data, case=case, hint=hint, note=note: assert_close(
-                dweight,
-                data.dweight,
-                what="Conv2d.grads['weight']",
-                case=str(case) + note,
-                hint=hint,
-            ),
-            _param_note(Conv2d, case, data, "weight", dweight),
+        assert_close(
+            dweight,
+            data.dweight,
+            what="Conv2d.grads['weight']",
+            case=str(case) + note,
+            hint=_dweight_mistakes(case, data),
+            note=_param_note(Conv2d, case, data, "weight", dweight),
         )
     _backward_twice(Conv2d, "weight", gen)
     passed(
@@ -498,24 +444,23 @@ def conv2d_backward_weight(Conv2d) -> None:
     )
 
 
-def _bias_hint(dy: np.ndarray) -> Callable[[np.ndarray], str | None]:
-    def hint(actual):
-        for count in (1, 2, 3, 4):
-            for axes in itertools.combinations(range(4), count):
-                if axes == (0, 2, 3):
-                    continue
-                if matches(actual, dy.sum(axis=axes)):
-                    return (
-                        f"bias gradient summed over the wrong axes {axes}: dL/db[g] sums dy over "
-                        "the batch and both spatial axes (0, 2, 3) and keeps the channel axis 1"
-                    )
-        if matches(actual, dy.mean(axis=(0, 2, 3))) or matches(
-            actual, dy.sum(axis=(2, 3)).mean(axis=0)
-        ):
-            return "bias gradient averaged: dL/db[g] is the sum of dy over axes 0, 2 and 3"
-        return None
-
-    return hint
+def _bias_mistakes(dy: np.ndarray) -> dict:
+    """dL/db summed over any other set of axes, or averaged."""
+    wrong_axes = {
+        f"bias gradient summed over the wrong axes {axes}: dL/db[g] sums dy over the batch "
+        "and both spatial axes (0, 2, 3) and keeps the channel axis 1": (
+            lambda axes=axes: dy.sum(axis=axes)
+        )
+        for count in (1, 2, 3, 4)
+        for axes in itertools.combinations(range(4), count)
+        if axes != (0, 2, 3)
+    }
+    return {
+        **wrong_axes,
+        "bias gradient averaged: dL/db[g] is the sum of dy over axes 0, 2 and 3": any_of(
+            lambda: dy.mean(axis=(0, 2, 3)), lambda: dy.sum(axis=(2, 3)).mean(axis=0)
+        ),
+    }
 
 
 def conv2d_backward_bias(Conv2d) -> None:
@@ -531,15 +476,13 @@ def conv2d_backward_bias(Conv2d) -> None:
         data = _conv_data(case, gen)
         layer, _, note = _conv_run(Conv2d, case, data)
         dbias = get_grad(layer, "bias", "Conv2d")
-        _with_note(
-            lambda dbias=dbias, data=data, case=case, note=note: assert_close(
-                dbias,
-                data.dbias,
-                what="Conv2d.grads['bias']",
-                case=str(case) + note,
-                hint=_bias_hint(data.dy),
-            ),
-            _param_note(Conv2d, case, data, "bias", dbias),
+        assert_close(
+            dbias,
+            data.dbias,
+            what="Conv2d.grads['bias']",
+            case=str(case) + note,
+            hint=_bias_mistakes(data.dy),
+            note=_param_note(Conv2d, case, data, "bias", dbias),
         )
     _backward_twice(Conv2d, "bias", gen)
     passed(
@@ -569,23 +512,19 @@ def _backward_twice(Conv2d, name: str, gen: np.random.Generator) -> None:
     )
     layer = _conv_layer(Conv2d, case, data)
     for dy in (earlier_dy, data.dy):
-        note = _forward_for_cache(layer, "Conv2d", label, data.x)
+        note = forward_for_cache("Conv2d", label, layer.forward, data.x)
         _backward(layer, "Conv2d", label + note, dy)
     grad = get_grad(layer, name, "Conv2d")
-
-    def hint(actual):
-        if matches(actual, expected + earlier):
-            return ACCUMULATED.format(name=name)
-        if matches(actual, earlier):
-            return "the second backward left the first call's gradient in grads"
-        return None
-
+    mistakes = {
+        ACCUMULATED.format(name=name): expected + earlier,
+        "the second backward left the first call's gradient in grads": earlier,
+    }
     assert_close(
         grad,
         expected,
         what=f"Conv2d.grads[{name!r}] after the second backward",
         case=label,
-        hint=hint,
+        hint=mistakes,
     )
 
 
@@ -889,14 +828,13 @@ class _ExtensionGrading:
         data: ConvData,
         stride1_raises: Callable[[], set[str]],
         check,
-        note=None,
     ) -> bool:
         """``value`` (an array, or the GradingFailure its call raised) for tensor ``key``.
 
         ``stride1_raises()`` is :func:`_stride1_raises` of the case; ``check()`` raises the
-        failure against torch (with ``note()``'s sentence, if given). Returns whether the
-        tensor was graded (and passed); False: it raised, as the stride-1 layer does (or as
-        its recognised mistake makes it), and is not graded in this case.
+        failure against torch. Returns whether the tensor was graded (and passed); False: it
+        raised, as the stride-1 layer does (or as its recognised mistake makes it), and is
+        not graded in this case.
         """
         __tracebackhide__ = True
         failed = isinstance(value, GradingFailure)
@@ -905,7 +843,7 @@ class _ExtensionGrading:
             return True
         failure = self.failures()[key]
         if failure is None:  # the stride-1 cell passes: what is wrong is the extension's
-            self._fail(value, check, note)
+            self._fail(value, check)
             return True
         mistake = failure.mistake
         if mistake is not None and mistake.adopted:
@@ -930,19 +868,16 @@ class _ExtensionGrading:
                 f"your stride-1 {name} also differs from torch ({cell} takes that off), but "
                 "not by a mistake these checks recognise, so this part compares with torch"
             )
-        self._fail(value, check, note, why)
+        self._fail(value, check, why)
         return True
 
     @staticmethod
-    def _fail(value, check, note, why: str = ""):
+    def _fail(value, check, why: str = ""):
         __tracebackhide__ = True
         try:
             if isinstance(value, GradingFailure):
                 raise value
-            if note is None:
-                check()
-            else:
-                _with_note(check, note)
+            check()
         except GradingFailure as failure:
             if not why:
                 raise
@@ -989,23 +924,7 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
                 raises.append(_stride1_raises(Conv2d, case, data))
             return raises[0]
 
-        def forward_hint(actual, case=case, data=data, conv=conv):
-            if matches(actual, conv[0]):
-                return FLIPPED
-            if actual.shape != data.y.shape:
-                return _output_size_note(case, data.y.shape)
-            return None
-
-        def dx_hint(actual, data=data, conv=conv):
-            if matches(actual, conv[1]):
-                return (
-                    "kernel not rotated: dL/dx is the full cross-correlation of the spread-out "
-                    "dy with the kernel rotated by 180 degrees (and in/out channels swapped)"
-                )
-            if actual.shape != data.dx.shape:
-                return f"dL/dx has the shape of x, {data.dx.shape}"
-            return None
-
+        forward_mistakes, dx_mistakes = _extension_mistakes(case, data, conv)
         layer = _conv_layer(Conv2d, case, data)
         y = _attempt(student_call, "Conv2d.forward", str(case), layer.forward, copy_layout(data.x))
         graded = grading.grade(
@@ -1014,7 +933,7 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
             case,
             data,
             stride1_raises,
-            lambda y=y, data=data, case=case, hint=forward_hint: assert_close(
+            lambda y=y, data=data, case=case, hint=forward_mistakes: assert_close(
                 y, data.y, what="Conv2d.forward(x)", case=str(case), hint=hint
             ),
         )
@@ -1027,10 +946,14 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
             case,
             data,
             stride1_raises,
-            lambda dx=dx, data=data, case=case, hint=dx_hint: assert_close(
-                dx, data.dx, what="Conv2d.backward(dy) (dL/dx)", case=str(case), hint=hint
+            lambda dx=dx, data=data, case=case, hint=dx_mistakes: assert_close(
+                dx,
+                data.dx,
+                what="Conv2d.backward(dy) (dL/dx)",
+                case=str(case),
+                hint=hint,
+                note=_dx_note(Conv2d, case, data, dx),
             ),
-            _dx_note(Conv2d, case, data, dx) if not isinstance(dx, GradingFailure) else None,
         )
         # A backward that raised filled no grads: what they hold is not graded as its result.
         dweight = (
@@ -1043,11 +966,12 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
             data,
             stride1_raises,
             lambda dweight=dweight, data=data, case=case: assert_close(
-                dweight, data.dweight, what="Conv2d.grads['weight']", case=str(case)
+                dweight,
+                data.dweight,
+                what="Conv2d.grads['weight']",
+                case=str(case),
+                note=_param_note(Conv2d, case, data, "weight", dweight),
             ),
-            _param_note(Conv2d, case, data, "weight", dweight)
-            if not isinstance(dweight, GradingFailure)
-            else None,
         )
         if not graded:
             # Nothing of this case could be graded: the part cannot be earned without it.
@@ -1063,9 +987,24 @@ def _extension(Conv2d, part: str, title: str, cases: tuple[ConvCase, ...], detai
     )
 
 
+def _extension_mistakes(case: ConvCase, data: ConvData, conv) -> tuple[dict, dict]:
+    """The recognised mistakes of an extension case's forward and dL/dx; ``conv``: torch's
+    ``(y, dx, ...)`` for the case with the kernel rotated."""
+    forward = {
+        FLIPPED: conv[0],
+        _output_size_note(case, data.y.shape): Symptom(lambda a: a.shape != data.y.shape),
+    }
+    dx = {
+        "kernel not rotated: dL/dx is the full cross-correlation of the spread-out dy with "
+        "the kernel rotated by 180 degrees (and in/out channels swapped)": conv[1],
+        f"dL/dx has the shape of x, {data.dx.shape}": Symptom(lambda a: a.shape != data.dx.shape),
+    }
+    return forward, dx
+
+
 def _refill_cache(layer, case: str, x: np.ndarray) -> None:
     """After a forward that raised on a non-contiguous ``x``: forward on a contiguous copy,
-    so that backward finds its cache (as :func:`_forward_for_cache` does)."""
+    so that backward finds its cache (as :func:`harness.forward_for_cache` does)."""
     if not x.flags.c_contiguous:
         _attempt(student_call, "Conv2d.forward", case, layer.forward, np.ascontiguousarray(x))
 
@@ -1204,19 +1143,20 @@ def _coverage(case: PoolCase, x: np.ndarray, y_shape) -> np.ndarray:
     return _scatter(case, x.shape, np.ones(tuple(y_shape) + (kh, kw)))
 
 
-def _overwrite_hint(case: PoolCase, x: np.ndarray, expected: np.ndarray, y_shape):
+def _overwritten(case: PoolCase, x: np.ndarray, expected: np.ndarray, y_shape) -> Symptom:
     """Right wherever one window covers an element, wrong where several do: overwritten."""
     coverage = _coverage(case, x, y_shape)
     once, shared = coverage <= 1, coverage > 1
 
-    def hint(actual):
-        if actual.shape != expected.shape or not shared.any():
-            return None
-        if matches(actual[once], expected[once]) and not matches(actual[shared], expected[shared]):
-            return OVERWRITTEN
-        return None
+    def test(actual):
+        return (
+            actual.shape == expected.shape
+            and shared.any()
+            and matches(actual[once], expected[once])
+            and not matches(actual[shared], expected[shared])
+        )
 
-    return hint
+    return Symptom(test)
 
 
 def _pool_output_note(case: PoolCase, expected_shape) -> str:
@@ -1226,15 +1166,13 @@ def _pool_output_note(case: PoolCase, expected_shape) -> str:
     )
 
 
-def _max_forward_hint(case: PoolCase, x: np.ndarray, expected: np.ndarray):
-    def hint(actual):
-        if actual.shape != expected.shape:
-            return _pool_output_note(case, expected.shape)
-        if matches(actual, _windows(x, case).mean(axis=(4, 5))):
-            return "you averaged each window; max pooling takes its largest element"
-        return None
-
-    return hint
+def _max_forward_mistakes(case: PoolCase, x: np.ndarray, expected: np.ndarray) -> dict:
+    return {
+        _pool_output_note(case, expected.shape): Symptom(lambda a: a.shape != expected.shape),
+        "you averaged each window; max pooling takes its largest element": (
+            lambda: _windows(x, case).mean(axis=(4, 5))
+        ),
+    }
 
 
 def _max_routes(case: PoolCase, x: np.ndarray, dy: np.ndarray) -> dict[str, np.ndarray]:
@@ -1255,7 +1193,7 @@ def _max_routes(case: PoolCase, x: np.ndarray, dy: np.ndarray) -> dict[str, np.n
     }
 
 
-def _fancy_index_hint(case: PoolCase, x: np.ndarray, dy: np.ndarray, expected):
+def _fancy_indexed(case: PoolCase, x: np.ndarray, dy: np.ndarray, expected) -> Symptom:
     """Recognise ``dx[idx] += dy`` with an index array that repeats elements (buffered).
 
     Each window's dy goes to its first maximum; an element that is the maximum of several
@@ -1271,48 +1209,36 @@ def _fancy_index_hint(case: PoolCase, x: np.ndarray, dy: np.ndarray, expected):
     np.add.at(count, where, 1)
     shared = count > 1
 
-    def hint(actual):
+    def test(actual):
         if actual.shape != x.shape or not shared.any():
-            return None
+            return False
         one_of_them = np.zeros(x.shape, dtype=bool)
         np.logical_or.at(one_of_them, where, np.isclose(actual[where], dy, rtol=1e-6, atol=1e-8))
-        if (
+        return bool(
             one_of_them[count > 0].all()
             and matches(actual[count == 0], 0.0)
             and not matches(actual[shared], expected[shared])
-        ):
-            return FANCY_ADD
-        return None
+        )
 
-    return hint
+    return Symptom(test)
 
 
-def _max_backward_hint(case: PoolCase, x: np.ndarray, dy: np.ndarray, expected, y_shape):
-    overwrite = _overwrite_hint(case, x, expected, y_shape)
-    fancy = _fancy_index_hint(case, x, dy, expected)
-
-    def hint(actual):
-        routes = _max_routes(case, x, dy)
-        if matches(actual, routes["everywhere"]) and not matches(actual, expected):
-            return (
-                "dy sent to every element of the window: only the maximum influenced the "
-                "output, so only it gets dy"
-            )
-        if matches(actual, routes["all"]):
-            return TIES_ALL
-        if matches(actual, routes["last"]):
-            return (
-                "max-pool gradient sent to the last maximum of a window: torch sends it to the "
-                "first one in row-major order (np.argmax does the same)"
-            )
-        if matches(actual, routes["split"]):
-            return (
-                "max-pool gradient split among tied elements: torch sends all of dy to the "
-                "first maximum in row-major order"
-            )
-        return fancy(actual) or overwrite(actual)
-
-    return hint
+def _max_backward_mistakes(case: PoolCase, x: np.ndarray, dy: np.ndarray, expected, y_shape):
+    # dx under the wrong routing rules: computed once, and only if the comparison fails.
+    routes = functools.cache(lambda: _max_routes(case, x, dy))
+    return {
+        "dy sent to every element of the window: only the maximum influenced the output, so "
+        "only it gets dy": Symptom(
+            lambda a: matches(a, routes()["everywhere"]) and not matches(a, expected)
+        ),
+        TIES_ALL: lambda: routes()["all"],
+        "max-pool gradient sent to the last maximum of a window: torch sends it to the first "
+        "one in row-major order (np.argmax does the same)": lambda: routes()["last"],
+        "max-pool gradient split among tied elements: torch sends all of dy to the first "
+        "maximum in row-major order": lambda: routes()["split"],
+        FANCY_ADD: _fancy_indexed(case, x, dy, expected),
+        OVERWRITTEN: _overwritten(case, x, expected, y_shape),
+    }
 
 
 def _max_case(
@@ -1342,31 +1268,35 @@ def _max_case(
     elif check_forward:
         y = student_call("MaxPool2d.forward", str(case), layer.forward, copy_layout(given))
     else:
-        note = _forward_for_cache(layer, "MaxPool2d", str(case), given)
+        note = forward_for_cache("MaxPool2d", str(case), layer.forward, given)
     if check_forward:
         assert_close(
             y,
             expected_y,
             what="MaxPool2d.forward(x)",
             case=str(case),
-            hint=_max_forward_hint(case, x, expected_y),
+            hint=_max_forward_mistakes(case, x, expected_y),
         )
     if not check_backward:
         return
     dx = _backward(layer, "MaxPool2d", str(case) + note, dy)
-    hint = _max_backward_hint(case, x, dy, expected_dx, expected_y.shape)
-
-    def fd_note() -> str:
-        if case.values != "normal":
-            return ""  # at a tie the max has a kink: finite differences say nothing useful
-        fresh = _pool_layer(MaxPool2d, "MaxPool2d", case)
-        return finite_difference_note(fresh.forward, x, dy, dx, "dL/dx", expected=expected_dx)
-
-    _with_note(
-        lambda: assert_close(
-            dx, expected_dx, what="MaxPool2d.backward(dy)", case=str(case) + note, hint=hint
-        ),
-        fd_note,
+    assert_close(
+        dx,
+        expected_dx,
+        what="MaxPool2d.backward(dy)",
+        case=str(case) + note,
+        hint=_max_backward_mistakes(case, x, dy, expected_dx, expected_y.shape),
+        # At a tie the max has a kink: finite differences say nothing useful there.
+        note=fd_note(
+            lambda: _pool_layer(MaxPool2d, "MaxPool2d", case).forward,
+            x,
+            dy,
+            dx,
+            "dL/dx",
+            expected=expected_dx,
+        )
+        if case.values == "normal"
+        else None,
     )
 
 
@@ -1489,37 +1419,37 @@ def _avg_case(AvgPool2d, case: PoolCase, gen, *, backward: bool) -> None:
     kh, kw = case.geometry()[0]
     if not backward:
         y = _forward(layer, "AvgPool2d", str(case), given)
-
-        def forward_hint(actual):
-            if actual.shape != expected_y.shape:
-                return _pool_output_note(case, expected_y.shape)
-            if matches(actual, expected_y * (kh * kw)):
-                return "you summed each window; the average divides the sum by kH * kW"
-            return None
-
-        assert_close(y, expected_y, what="AvgPool2d.forward(x)", case=str(case), hint=forward_hint)
+        mistakes = {
+            _pool_output_note(case, expected_y.shape): Symptom(
+                lambda a: a.shape != expected_y.shape
+            ),
+            "you summed each window; the average divides the sum by kH * kW": (
+                expected_y * (kh * kw)
+            ),
+        }
+        assert_close(y, expected_y, what="AvgPool2d.forward(x)", case=str(case), hint=mistakes)
         return
-    note = _forward_for_cache(layer, "AvgPool2d", str(case), given)
+    note = forward_for_cache("AvgPool2d", str(case), layer.forward, given)
     dx = _backward(layer, "AvgPool2d", str(case) + note, dy)
-    overwrite = _overwrite_hint(case, x, expected_dx, expected_y.shape)
-
-    def hint(actual):
-        if matches(actual, expected_dx * (kh * kw)):
-            return (
-                "dy not divided by the window size: each of the kH * kW elements of a window "
-                "gets dy / (kH * kW)"
-            )
-        return overwrite(actual)
-
-    def fd_note() -> str:
-        fresh = _pool_layer(AvgPool2d, "AvgPool2d", case)
-        return finite_difference_note(fresh.forward, x, dy, dx, "dL/dx", expected=expected_dx)
-
-    _with_note(
-        lambda: assert_close(
-            dx, expected_dx, what="AvgPool2d.backward(dy)", case=str(case) + note, hint=hint
+    mistakes = {
+        "dy not divided by the window size: each of the kH * kW elements of a window gets "
+        "dy / (kH * kW)": expected_dx * (kh * kw),
+        OVERWRITTEN: _overwritten(case, x, expected_dx, expected_y.shape),
+    }
+    assert_close(
+        dx,
+        expected_dx,
+        what="AvgPool2d.backward(dy)",
+        case=str(case) + note,
+        hint=mistakes,
+        note=fd_note(
+            lambda: _pool_layer(AvgPool2d, "AvgPool2d", case).forward,
+            x,
+            dy,
+            dx,
+            "dL/dx",
+            expected=expected_dx,
         ),
-        fd_note,
     )
 
 

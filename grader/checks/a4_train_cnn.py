@@ -28,16 +28,17 @@ their own gradients; only the model, history and accuracy checks use the student
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 from threadpoolctl import threadpool_limits
 
 from cvcourse.data import load_digits
+from grader import reference
+from grader.checks import fixtures
 from grader.checks.harness import (
     GradingFailure,
+    Symptom,
     assert_close,
     matches,
     passed,
@@ -69,71 +70,10 @@ MAX_PARAMETERS = 100_000
 # Sequential, over probe layers
 # ---------------------------------------------------------------------------------------------
 
-# The probe layers are compiled under their own module name: the delegation guard forbids
-# calls into grader.*, and these are layers the student's Sequential must be able to call.
-_PROBE_SOURCE = '''
-import numpy as np
-
-
-class Probe:
-    """A layer that records every call: what it was given and what it returned."""
-
-    # What student code may use of a probe when the judge hands it over (grader.judge).
-    __judge_exposed__ = ("forward", "backward", "params", "grads", "name")
-
-    def __init__(self, log, name, **params):
-        self.log, self.name = log, name
-        self.params = dict(params)
-        self.grads = {}
-        self.inputs, self.outputs, self.upstream, self.returned = [], [], [], []
-
-    def forward(self, x):
-        self.log.append(("forward", self.name))
-        self.inputs.append(x)
-        y = self.compute(x)
-        self.outputs.append(y)
-        return y
-
-    def backward(self, dy):
-        self.log.append(("backward", self.name))
-        self.upstream.append(dy)
-        dx = self.gradient(self.inputs[-1], dy)
-        self.returned.append(dx)
-        return dx
-
-
-class Scale(Probe):
-    def compute(self, x):
-        return x * self.params["weight"] + self.params["bias"]
-
-    def gradient(self, x, dy):
-        self.grads["weight"] = (dy * x).sum(axis=0)
-        self.grads["bias"] = dy.sum(axis=0)
-        return dy * self.params["weight"]
-
-
-class Tanh(Probe):
-    def compute(self, x):
-        return np.tanh(x)
-
-    def gradient(self, x, dy):
-        return dy * (1.0 - np.tanh(x) ** 2)
-
-
-class Dense(Probe):
-    def compute(self, x):
-        return x @ self.params["weight"].T
-
-    def gradient(self, x, dy):
-        self.grads["weight"] = dy.T @ x
-        return dy @ self.params["weight"]
-'''
-
-
-def _probe_classes() -> dict:
-    namespace = {"__name__": "a4_probe_layers"}
-    exec(compile(_PROBE_SOURCE, "<a4-probe-layers>", "exec"), namespace)
-    return namespace
+# The probe layers (grader/checks/fixtures/probe_layers.py) run as a module outside
+# grader: the delegation guard forbids calls into grader.*, and these are layers the
+# student's Sequential must be able to call.
+_PROBES = fixtures.load("probe_layers")
 
 
 def _chain_of_calls(log, kind: str) -> list[str]:
@@ -142,15 +82,14 @@ def _chain_of_calls(log, kind: str) -> list[str]:
 
 def _sequential_case(Sequential, case: str, x: np.ndarray, dims: tuple[int, int]) -> None:
     g = rng("sequential", x.shape[0])
-    probes = _probe_classes()
     d, k = dims
     log: list = []
     w1, b1, w3 = g.normal(size=d), g.normal(size=d), g.normal(size=(k, d))
     layers = [
-        probes["Scale"](log, "0 (scale)", weight=w1.copy(), bias=b1.copy()),
-        probes["Tanh"](log, "1 (tanh)"),
-        probes["Dense"](log, "2 (dense)", weight=w3.copy()),
-        probes["Tanh"](log, "3 (tanh)"),
+        _PROBES.Scale(log, "0 (scale)", weight=w1.copy(), bias=b1.copy()),
+        _PROBES.Tanh(log, "1 (tanh)"),
+        _PROBES.Dense(log, "2 (dense)", weight=w3.copy()),
+        _PROBES.Tanh(log, "3 (tanh)"),
     ]
     names = [layer.name for layer in layers]
     model = student_call("Sequential(layers)", case, Sequential, list(layers))
@@ -296,24 +235,6 @@ def _run_student(cls, what: str, case: str, init, grad_steps, kwargs):
     return history
 
 
-def _run_torch(make, init, grad_steps):
-    tensors = [{n: torch.tensor(p, requires_grad=True) for n, p in layer.items()} for layer in init]
-    flat = [t for layer in tensors for t in layer.values()]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        opt = make(flat)
-        history = []
-        for step_grads in grad_steps:
-            for layer, layer_grads in zip(tensors, step_grads, strict=True):
-                for name, gradient in layer_grads.items():
-                    layer[name].grad = torch.from_numpy(gradient.copy())
-            opt.step()
-            history.append(
-                [{n: t.detach().numpy().copy() for n, t in layer.items()} for layer in tensors]
-            )
-    return history
-
-
 def _simulate_sgd(init, grad_steps, lr, momentum, kind):
     """SGD in NumPy, correct (``kind="torch"``) or with one classic mistake."""
     params = [{n: p.copy() for n, p in layer.items()} for layer in init]
@@ -389,19 +310,23 @@ _ADAM_MISTAKES = {
 }
 
 
-def _diagnose(student_history, k, simulations, explanations):
-    for kind, history in simulations.items():
-        try:
-            same = all(
-                matches(student_history[k][i][n], history[k][i][n], atol=1e-10, rtol=1e-8)
-                for i, layer in enumerate(history[k])
-                for n in layer
-            )
-        except Exception:  # a simulation that does not apply to these shapes
-            continue
-        if same:
-            return explanations[kind]
-    return None
+def _same_step(mine: list[dict], simulated: list[dict]) -> bool:
+    """Whether every parameter of one step equals the simulation's."""
+    return all(
+        matches(mine[i][n], simulated[i][n], atol=1e-10, rtol=1e-8)
+        for i, layer in enumerate(simulated)
+        for n in layer
+    )
+
+
+def _step_mistakes(mine: list[dict], k: int, simulate, explanations: dict) -> dict:
+    """The classic mistakes that give every parameter of the student's step ``k``: the
+    explanation -> a Symptom comparing the whole step with that mistake's simulation (a
+    simulation that cannot run on these shapes does not apply)."""
+    return {
+        explanation: Symptom(lambda _, kind=kind: _same_step(mine, simulate(kind)[k]))
+        for kind, explanation in explanations.items()
+    }
 
 
 def _compare(student_history, torch_history, case: str, what: str, simulate, explanations):
@@ -411,12 +336,6 @@ def _compare(student_history, torch_history, case: str, what: str, simulate, exp
                 actual = mine[i][name]
                 if isinstance(actual, np.ndarray) and matches(actual, expected, 1e-10, 1e-8):
                     continue
-                simulations = {}
-                for kind in explanations:
-                    try:
-                        simulations[kind] = simulate(kind)
-                    except Exception:  # shapes the mistake cannot even run on
-                        continue
                 assert_close(
                     actual,
                     expected,
@@ -424,7 +343,7 @@ def _compare(student_history, torch_history, case: str, what: str, simulate, exp
                     case=case,
                     atol=1e-10,
                     rtol=1e-8,
-                    hint=_diagnose(student_history, k, simulations, explanations),
+                    hint=_step_mistakes(mine, k, simulate, explanations),
                     reference=f"torch.optim.{what}",
                 )
 
@@ -435,7 +354,7 @@ def _sgd_case(SGD, case, shapes, steps, lr, momentum, *, pass_momentum=True):
     grad_steps = _gradient_steps(g, shapes, steps, 1.0)
     kwargs = {"lr": lr, "momentum": momentum} if pass_momentum else {"lr": lr}
     mine = _run_student(SGD, "SGD", case, init, grad_steps, kwargs)
-    theirs = _run_torch(lambda p: torch.optim.SGD(p, lr=lr, momentum=momentum), init, grad_steps)
+    theirs = reference.sgd_steps(init, grad_steps, lr=lr, momentum=momentum)
     _compare(
         mine,
         theirs,
@@ -484,7 +403,7 @@ def _adam_case(Adam, case, shapes, steps, scale, lr, betas=None, eps=None):
         kwargs.update(betas=betas, eps=eps)
     b, e = betas or (0.9, 0.999), 1e-8 if eps is None else eps
     mine = _run_student(Adam, "Adam", case, init, grad_steps, kwargs)
-    theirs = _run_torch(lambda p: torch.optim.Adam(p, lr=lr, betas=b, eps=e), init, grad_steps)
+    theirs = reference.adam_steps(init, grad_steps, lr=lr, betas=b, eps=e)
     _compare(
         mine,
         theirs,

@@ -5,14 +5,19 @@
   with warnings recorded instead of printed (nbgrader scores a cell with anything on
   stderr as zero), and with any exception turned into a :class:`GradingFailure` that names
   the case and the student's line.
+- :func:`call_unchanged` (and :func:`assert_unchanged`) fail a call that changed its input
+  in place; :func:`forward_for_cache` runs a forward only so that backward finds its cache,
+  grading nothing of it.
 - :func:`assert_close` compares a student's array with the reference and, on failure,
-  names the case, the tensor, the worst element, the errors and, where a ``hint`` can tell,
-  the likely mistake.
+  names the case, the tensor, the worst element, the errors and, where its ``hint`` can
+  tell, the likely mistake. A hint is a string or the recognised mistakes of the case,
+  ``{explanation: wrong answer}`` (:func:`recognise`): the first wrong answer the student's
+  reproduces is named.
 - :func:`finite_difference_note` says whether the student's backward agrees with finite
   differences of the student's own forward: it tells "backward wrong" from "forward and
   backward share the mistake", and claims the latter only after checking every element
   (or, for large inputs, every element that differs from the reference plus random
-  directions).
+  directions). :func:`fd_note` makes it ``assert_close``'s ``note``.
 
 Every check is float64 and seeded by :func:`rng`, so a failure reproduces. A float32 result
 is compared at float32 precision (:data:`FLOAT32_ATOL`, :data:`FLOAT32_RTOL`); the failure
@@ -26,7 +31,8 @@ import os
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,14 +43,24 @@ __all__ = [
     "DELEGATION_TARGETS",
     "FLOAT32_ATOL",
     "FLOAT32_RTOL",
+    "IN_PLACE_ADVICE",
     "GradingFailure",
-    "callable_by_students",
+    "Symptom",
+    "any_of",
     "assert_close",
+    "assert_unchanged",
+    "call_unchanged",
+    "callable_by_students",
     "copy_layout",
+    "fd_note",
     "finite_difference_note",
+    "forward_for_cache",
     "get_grad",
+    "matches",
+    "near",
     "non_contiguous",
     "passed",
+    "recognise",
     "refreshed",
     "rng",
     "set_params",
@@ -342,6 +358,80 @@ def copy_layout(x: np.ndarray) -> np.ndarray:
     return out
 
 
+#: What a failure for an input changed in place suggests, in every check.
+IN_PLACE_ADVICE = (
+    "writing into an argument (x[mask] = ..., x -= ..., out=x) changes the caller's array; "
+    "compute on a new array or a copy (x.copy()), so that the caller's data stays as it was"
+)
+
+
+def _fingerprint(value) -> tuple:
+    """Shape, dtype and bytes of ``value``: equal exactly when nothing about it changed."""
+    a = np.asarray(value)
+    return a.shape, a.dtype.str, np.ascontiguousarray(a).tobytes()
+
+
+def assert_unchanged(before, after, what: str, case: str, *, name: str = "x") -> None:
+    """Fail unless ``after``, an argument student code was given, equals ``before``, the
+    copy taken before the call (shape, dtype and every byte, so NaN and -0.0 count too)."""
+    __tracebackhide__ = True
+    if _fingerprint(before) != _fingerprint(after):
+        raise GradingFailure(
+            f"{what} changed its input {name} in place\n  case: {case}\n"
+            f"  Likely mistake: {IN_PLACE_ADVICE}"
+        )
+
+
+def call_unchanged(what: str, case: str, func: Callable, *inputs, names=None, **kwargs):
+    """:func:`student_call` that also fails if the call changed one of ``inputs`` in place.
+
+    ``names`` name the inputs in that failure (default ``#1``, ``#2``, ... by position).
+    """
+    __tracebackhide__ = True
+    names = names or [f"#{i}" for i in range(1, len(inputs) + 1)]
+    before = [np.array(x, copy=True) for x in inputs]
+    result = student_call(what, case, func, *inputs, **kwargs)
+    for old, x, name in zip(before, inputs, names, strict=True):
+        assert_unchanged(old, x, what, case, name=name)
+    return result
+
+
+def forward_for_cache(what: str, case: str, forward: Callable, *inputs) -> str:
+    """Run the student's ``forward(*inputs)`` only so that backward finds its cache.
+
+    A backward check grades nothing of the forward (its own cell does): neither its value,
+    nor its failure, nor a change it makes to its input. So array inputs are handed over as
+    copies with the same layout (:func:`copy_layout`); if forward raises and an input is
+    not C-contiguous, it runs again on contiguous copies; if it still raises, backward runs
+    on whatever the layer cached before the error. Returns ``""`` or a note saying what
+    happened, to add to the case in messages. ``what`` names the layer ("Conv2d").
+    """
+    __tracebackhide__ = True
+    given = tuple(copy_layout(x) if isinstance(x, np.ndarray) else x for x in inputs)
+    try:
+        student_call(f"{what}.forward", case, forward, *given)
+        return ""
+    except GradingFailure as failure:
+        first = str(failure).splitlines()[0]
+    arrays = [x for x in inputs if isinstance(x, np.ndarray)]
+    if any(not x.flags.c_contiguous for x in arrays):
+        given = tuple(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x for x in inputs)
+        try:
+            student_call(f"{what}.forward", case, forward, *given)
+        except GradingFailure:
+            pass
+        else:
+            return (
+                f" [note: your forward failed on this non-contiguous input ({first}), so "
+                "backward ran after a forward on a contiguous copy; the forward's own test "
+                "grades it]"
+            )
+    return (
+        f" [note: forward raised here ({first}); this test grades backward only, so backward "
+        "ran on what forward had cached before the error]"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparing arrays
 # ---------------------------------------------------------------------------------------------
@@ -381,12 +471,18 @@ def _as_array(value, what: str, case: str) -> np.ndarray:
 def _hint_text(hint, actual: np.ndarray) -> str | None:
     if hint is None:
         return None
-    if callable(hint):
-        try:
-            return hint(actual)
-        except Exception:  # a diagnosis must never hide the failure it explains
-            return None
+    if isinstance(hint, Mapping):
+        return recognise(hint, actual)
     return str(hint)
+
+
+def _note_text(note: Callable[[], str] | None) -> str:
+    if note is None:
+        return ""
+    try:
+        return note() or ""
+    except Exception:  # a note must never hide the failure it explains
+        return ""
 
 
 def _is_float32(a: np.ndarray, float32: bool | None) -> bool:
@@ -460,7 +556,8 @@ def assert_close(
     case: str,
     atol: float = 1e-8,
     rtol: float = 1e-6,
-    hint: str | Callable[[np.ndarray], str | None] | None = None,
+    hint: str | Mapping[str, object] | None = None,
+    note: Callable[[], str] | None = None,
     reference: str = "torch",
     float32: bool | None = None,
     float32_rtol: float = FLOAT32_RTOL,
@@ -470,20 +567,20 @@ def assert_close(
     ``|actual - expected| <= atol + rtol * |expected|`` everywhere, NaN and inf only where
     the reference has them. A float32 result (``float32=None``: ``actual``'s dtype decides;
     True: the student's code computes in float32 even if this value is float64) may also
-    differ by float32 rounding, ``float32_rtol * (|expected| + max |expected|)``. ``hint``
-    (a string, or a function of the student's array returning a diagnosis or None) is added
-    as "Likely mistake" on failure; a failure also says when the dtype may be the reason.
-    Returns the student's value as an array.
+    differ by float32 rounding, ``float32_rtol * (|expected| + max |expected|)``.
+
+    On failure the message says when the dtype may be the reason, adds ``hint`` as "Likely
+    mistake" (a string, or recognised mistakes ``{explanation: wrong answer}`` for
+    :func:`recognise`) and the sentence ``note()`` returns as "Finite differences" (see
+    :func:`fd_note`; called only on failure, so it may run student code). Returns the
+    student's value as an array.
     """
     __tracebackhide__ = True
     a = _as_array(actual, what, case)
     e = np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape:
         message = f"{what} has shape {a.shape}, {reference} gives {e.shape}\n  case: {case}"
-        diagnosis = _hint_text(hint, a)
-        if diagnosis:
-            message += f"\n  Likely mistake: {diagnosis}"
-        raise GradingFailure(message)
+        raise GradingFailure(_explained(message, hint, note, a))
     af = a.astype(np.float64)
     low = float32_rtol if _is_float32(a, float32) else 0.0
     error, excess = _errors(af, e, atol, rtol, low)
@@ -516,10 +613,18 @@ def assert_close(
     )
     if precision:
         lines.append(f"  Precision: {precision}")
-    diagnosis = _hint_text(hint, a)
+    raise GradingFailure(_explained("\n".join(lines), hint, note, a))
+
+
+def _explained(message: str, hint, note, actual: np.ndarray) -> str:
+    """``message`` with the hint's diagnosis and the note's sentence, where they have one."""
+    diagnosis = _hint_text(hint, actual)
     if diagnosis:
-        lines.append(f"  Likely mistake: {diagnosis}")
-    raise GradingFailure("\n".join(lines))
+        message += f"\n  Likely mistake: {diagnosis}"
+    sentence = _note_text(note)
+    if sentence:
+        message += f"\n  Finite differences: {sentence}."
+    return message
 
 
 def matches(
@@ -547,6 +652,61 @@ def matches(
         return False
     low = FLOAT32_RTOL if _is_float32(a, float32) else 0.0
     return not bool(np.any(_errors(af, e, atol, rtol, low)[1] > 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Recognised mistakes
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """A mistake recognised by a property of the student's answer rather than by one value:
+    ``test(actual)`` is true where the answer shows it (NaN where exp overflowed, the shape
+    of a gradient that was not summed)."""
+
+    test: Callable[[np.ndarray], bool]
+
+
+def near(wrong, *, atol: float = 1e-8, rtol: float = 1e-6) -> Symptom:
+    """The wrong answer ``wrong`` (a value, or a function computing it) at other tolerances."""
+    return Symptom(lambda actual: matches(actual, _evaluate(wrong), atol=atol, rtol=rtol))
+
+
+def any_of(*wrong) -> Symptom:
+    """Any one of several wrong answers (values, functions or symptoms) one mistake gives."""
+    return Symptom(lambda actual: any(_reproduces(actual, w) for w in wrong))
+
+
+def recognise(mistakes: Mapping[str, object], actual) -> str | None:
+    """The explanation of the first recognised mistake that ``actual`` reproduces.
+
+    ``mistakes`` maps an explanation to the wrong answer that mistake gives: a value
+    (compared by :func:`matches`), a function computing it (for answers that are costly,
+    or that cannot be computed for every case: one that raises does not apply), a
+    :class:`Symptom`, or None (the mistake cannot show in this case). They are tried in
+    order. :func:`assert_close` takes such a dict as its ``hint``.
+    """
+    a = np.asarray(actual)
+    for explanation, wrong in mistakes.items():
+        if _reproduces(a, wrong):
+            return explanation
+    return None
+
+
+def _evaluate(wrong):
+    return wrong() if callable(wrong) else wrong
+
+
+def _reproduces(actual: np.ndarray, wrong) -> bool:
+    try:
+        if wrong is None:
+            return False
+        if isinstance(wrong, Symptom):
+            return bool(wrong.test(actual))
+        return matches(actual, _evaluate(wrong))
+    except Exception:  # this wrong answer does not exist for this case
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,6 +807,31 @@ def finite_difference_note(
         f"your {name} agrees with finite differences of your own forward {covered} (rel err "
         f"{max(error, direction_error):.1e}), so forward and backward share the mistake"
     )
+
+
+def fd_note(
+    build: Callable[[], Callable[[np.ndarray], np.ndarray]],
+    x: np.ndarray,
+    dy,
+    analytic,
+    name: str,
+    *,
+    expected=None,
+) -> Callable[[], str]:
+    """A ``note`` for :func:`assert_close`: :func:`finite_difference_note` of the forward
+    that ``build()`` returns (a fresh layer's, so that the graded layer keeps its state).
+
+    Nothing runs unless the comparison fails; a forward that cannot be built says nothing.
+    """
+
+    def note() -> str:
+        try:
+            forward = build()
+        except GradingFailure:
+            return ""
+        return finite_difference_note(forward, x, dy, analytic, name, expected=expected)
+
+    return note
 
 
 def _fd_picks(a: np.ndarray, expected, size: int, seed: int) -> tuple[np.ndarray, str]:

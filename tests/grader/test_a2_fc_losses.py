@@ -376,8 +376,8 @@ class PerSampleLoss:
 def test_finite_difference_note_tells_shared_from_backward_mistakes():
     x = np.random.default_rng(0).standard_normal((3, 4))
     dy = np.ones_like(x)
-    shared = checks.finite_difference_note(lambda v: 2 * v, x, dy, 2 * dy, "dx")
-    wrong = checks.finite_difference_note(lambda v: 2 * v, x, dy, 3 * dy, "dx")
+    shared = harness.finite_difference_note(lambda v: 2 * v, x, dy, 2 * dy, "dx")
+    wrong = harness.finite_difference_note(lambda v: 2 * v, x, dy, 3 * dy, "dx")
     assert "forward and backward share the mistake" in shared
     assert "also disagrees" in wrong
 

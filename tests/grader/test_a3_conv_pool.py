@@ -34,7 +34,7 @@ import pytest
 
 from grader import notebooks
 from grader.checks import a3_conv_pool as checks
-from grader.checks.harness import copy_layout, non_contiguous
+from grader.checks.harness import copy_layout, finite_difference_note, non_contiguous
 from grader.term.planted import PlantedMistake
 from grader.term.planted import a3_conv_pool as planted
 from tests.grader.assignment_tools import (
@@ -257,11 +257,11 @@ def test_checks_feed_a_non_contiguous_input(nb, check, name, capsys):
 def test_finite_difference_note_tells_a_wrong_backward_from_a_shared_mistake():
     gen = np.random.default_rng(0)
     x, dy = gen.standard_normal((3, 4)), gen.standard_normal((3, 4))
-    agrees = checks.finite_difference_note(lambda z: z**3, x, dy, 3 * x**2 * dy, "dL/dx")
+    agrees = finite_difference_note(lambda z: z**3, x, dy, 3 * x**2 * dy, "dL/dx")
     assert "agrees with finite differences" in agrees
-    wrong = checks.finite_difference_note(lambda z: z**3, x, dy, 2 * x**2 * dy, "dL/dx")
+    wrong = finite_difference_note(lambda z: z**3, x, dy, 2 * x**2 * dy, "dL/dx")
     assert "also disagrees" in wrong
-    assert checks.finite_difference_note(lambda z: z**3, x, dy, np.ones(5), "dL/dx") == ""
+    assert finite_difference_note(lambda z: z**3, x, dy, np.ones(5), "dL/dx") == ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,7 +591,7 @@ def test_finite_difference_note_finds_one_wrong_element_that_sampling_would_miss
     wrong_at = next(i for i in range(x.size) if i not in sampled)
     wrong = right.copy()
     wrong.reshape(-1)[wrong_at] += 1.0
-    note = checks.finite_difference_note(lambda z: z**3, x, dy, wrong, "dL/dx", expected=right)
+    note = finite_difference_note(lambda z: z**3, x, dy, wrong, "dL/dx", expected=right)
     where = ", ".join(str(int(i)) for i in np.unravel_index(wrong_at, x.shape))
     assert "also disagrees" in note and f"at element [{where}]" in note
 
@@ -603,7 +603,7 @@ def test_finite_difference_note_finds_one_wrong_element_that_sampling_would_miss
 
     shared = right.copy()
     shared[0, :2] *= 2
-    note = checks.finite_difference_note(block_forward, x, dy, shared, "dL/dx", expected=right)
+    note = finite_difference_note(block_forward, x, dy, shared, "dL/dx", expected=right)
     assert f"agrees with finite differences of your own forward at all {x.size} elements" in note
     assert "share the mistake" in note
 
@@ -615,20 +615,20 @@ def test_finite_difference_note_beyond_its_element_limit_still_sees_a_wrong_bloc
     wrong = right.copy()
     wrong[3, 40:43] = 0.0
     # With the reference: every element that differs from it is differentiated.
-    note = checks.finite_difference_note(
+    note = finite_difference_note(
         lambda z: z**3, x, dy, wrong, "dL/dx", expected=right, all_elements=50
     )
     assert "also disagrees" in note and "at element [3, 4" in note
     # Without it: 24 sampled elements may all be right, the random directions are not.
-    note = checks.finite_difference_note(lambda z: z**3, x, dy, wrong, "dL/dx", all_elements=50)
+    note = finite_difference_note(lambda z: z**3, x, dy, wrong, "dL/dx", all_elements=50)
     assert "also disagrees" in note
-    note = checks.finite_difference_note(lambda z: z**3, x, dy, right, "dL/dx", all_elements=50)
+    note = finite_difference_note(lambda z: z**3, x, dy, right, "dL/dx", all_elements=50)
     assert "at 24 sampled elements and along 3 random directions" in note
 
 
 def test_finite_difference_note_says_nothing_of_a_float32_forward():
     x = np.random.default_rng(3).standard_normal((2, 3))
-    note = checks.finite_difference_note(
+    note = finite_difference_note(
         lambda z: (z**3).astype(np.float32), x, np.ones_like(x), 3 * x**2, "dL/dx"
     )
     assert "your forward returns float32" in note and "agrees" not in note
