@@ -32,7 +32,7 @@ chmod 755 "$HUB"
 
 # What the local packages are made of: a change reinstalls them (not their dependencies).
 sources=$(cd "$REPO" && find pyproject.toml grader/pyproject.toml jupyter-config cvcourse grader \
-    -type f \( -name '*.py' -o -name '*.toml' -o -name '*.npz' \) \
+    -type f \( -name '*.py' -o -name '*.toml' -o -name '*.npz' -o -name '*.j2' -o -name '*.css' \) \
     -not -path '*/build/*' -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
     | sort | xargs sha256sum | sha256sum | cut -c1-16)
 
