@@ -1008,6 +1008,8 @@ def _pool_kernels():
         path = os.path.join(os.path.dirname(cvcourse.__file__), "kernels", "_pool_numba.py")
         with open(path) as f:
             source = f.read().replace("cache=True", "cache=False")
+        # outside its package the relative import of the options' type cannot run: a dict
+        source = source.replace("from ._jit import JitOptions", "JitOptions = dict")
         namespace = {"__name__": "my_pool_numba"}
         exec(compile(source, "my_pool_numba.py", "exec"), namespace)
         _compiled.update(namespace)
