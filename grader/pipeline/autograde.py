@@ -23,6 +23,7 @@ import ctypes
 import json
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
@@ -338,6 +339,23 @@ def run_pool(
             _subreaper(was_subreaper)
 
 
+# An exception line of a traceback or log: "ValueError: ...", "nbclient.exceptions.X: ...".
+_EXCEPTION_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?\w*(?:Error|Exception|Exit|Interrupt)\b.*")
+# nbgrader's own closing line, which points at the traceback instead of saying anything.
+_SEE_ABOVE = "see the the above traceback"
+
+
+def failure_cause(error: str) -> str:
+    """The line of nbgrader's log and traceback that says why grading failed (300 chars).
+
+    nbgrader ends a failed conversion with ``NbGraderException: Please see the the above
+    traceback...``; the cause is the last other exception line above it.
+    """
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    causes = [line for line in lines if _EXCEPTION_LINE.match(line) and _SEE_ABOVE not in line]
+    return ((causes or lines)[-1:] or ["?"])[0][:300]
+
+
 def outcome_notes(
     student: str, result: PoolOutcome
 ) -> tuple[GradedSubmission, str | None, list[str]]:
@@ -475,8 +493,7 @@ def autograde(
         graded, error, notes = outcome_notes(student, result)
         notes = pre_notes[student] + notes
         if error is not None:
-            last = [line for line in error.strip().splitlines() if line.strip()][-1:] or ["?"]
-            notes.append(f"nbgrader could not grade this submission: {last[0][:300]}")
+            notes.append(f"nbgrader could not grade this submission: {failure_cause(error)}")
         notes += graded.notes
         folder = course.step_dir("submitted", student, assignment)
         timestamp = api.coursedir.get_existing_timestamp(os.fspath(folder))

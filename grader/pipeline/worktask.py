@@ -275,7 +275,8 @@ def grade_submission(package: AssignmentPackage, submission: Submission) -> Grad
         result = api.autograde(assignment, student, force=True, create=True)
         seconds = time.perf_counter() - started
         if not result["success"]:
-            error = result.get("error") or result.get("log") or "?"
+            # the log holds the traceback of the cause; "error" often only nbgrader's summary
+            error = "\n".join(filter(None, [result.get("log"), result.get("error")])) or "?"
             return GradedSubmission(student, False, seconds, error=error)
         notes = []
         for name in course.notebook_names(assignment):

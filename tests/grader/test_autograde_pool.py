@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.pipeline.autograde import run_pool
+from grader.pipeline.autograde import failure_cause, run_pool
 
 
 def _init(folder: str) -> None:
@@ -99,3 +99,22 @@ def test_what_a_dead_worker_started_is_killed_not_left_running(tmp_path):
     sleepers = [int(p.name.split("-")[1]) for p in tmp_path.glob("sleeper-*")]
     assert len(sleepers) == 2  # one per try
     assert not [pid for pid in sleepers if _alive(pid)]
+
+
+def test_an_ungraded_submission_is_noted_with_the_cause_not_nbgraders_see_above_line():
+    """nbgrader's failed autograde ends with 'NbGraderException: Please see the the above
+    traceback'; the note a TA reads names the exception above it instead."""
+    log = "\n".join(
+        [
+            "[AutogradeApp | ERROR] There was an error processing assignment: tiny",
+            "Traceback (most recent call last):",
+            '  File "execute.py", line 3, in preprocess_cell',
+            "nbclient.exceptions.DeadKernelError: Kernel died",
+            "Traceback (most recent call last):",
+            "nbgrader.converters.base.NbGraderException: Please see the the above traceback "
+            "for details on the specific errors on the above failures.",
+        ]
+    )
+    assert failure_cause(log) == "nbclient.exceptions.DeadKernelError: Kernel died"
+    assert failure_cause("the release is missing") == "the release is missing"
+    assert failure_cause("ValueError: " + "x" * 1000) == ("ValueError: " + "x" * 1000)[:300]
